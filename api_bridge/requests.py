@@ -1,0 +1,98 @@
+"""Reading legacy request parameters and uploads the way old clients send them.
+
+Legacy clients post JSON, urlencoded or multipart bodies, or put parameters in the query string; they
+all end up in one dict here. Uploads are parsed while streaming, counted against a byte limit as they
+arrive (never trusting Content-Length alone), spooled to a temporary file rather than memory, and
+copied into storage.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+from storage.filesystems import Storage
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body exceeds the {limit} byte limit")
+        self.limit = limit
+
+
+class BadBody(ValueError):
+    """The body could not be parsed as the content type it claims."""
+
+
+@dataclass
+class Body:
+    fields: dict[str, str]
+    files: dict[str, UploadFile]
+
+    async def close(self) -> None:
+        for upload in self.files.values():
+            await upload.close()
+
+
+async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise BodyTooLarge(limit)
+        yield chunk
+
+
+async def read_body(request: Request, *, max_bytes: int, max_files: int = 4, max_fields: int = 100) -> Body:
+    """Query parameters plus whatever the body carries (JSON object, form fields, files)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(max_bytes)
+    fields: dict[str, str] = {k: v for k, v in request.query_params.items()}
+    files: dict[str, UploadFile] = {}
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "multipart/form-data":
+            parser = MultiPartParser(
+                request.headers, _limited(request, max_bytes), max_files=max_files, max_fields=max_fields
+            )
+            form = await parser.parse()
+        elif content_type == "application/x-www-form-urlencoded":
+            form = await FormParser(request.headers, _limited(request, max_bytes)).parse()
+        else:
+            form = None
+            raw = b"".join([chunk async for chunk in _limited(request, max_bytes)])
+            if raw.strip():
+                data = json.loads(raw)
+                if not isinstance(data, dict):
+                    raise BadBody("JSON body must be an object")
+                fields.update({k: _as_text(v) for k, v in data.items()})
+    except (MultiPartException, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadBody(f"malformed request body: {exc}") from exc
+    if form is not None:
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files[key] = value
+            else:
+                fields[key] = value
+    return Body(fields, files)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def save_upload(upload: UploadFile, storage: Storage, path: str) -> int:
+    """Copy a spooled upload into storage; returns its size in bytes."""
+    upload.file.seek(0)
+    with storage.open(path, "wb") as target:
+        shutil.copyfileobj(upload.file, target, length=1024 * 1024)
+    upload.file.seek(0, 2)
+    return int(upload.file.tell())

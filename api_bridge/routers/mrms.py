@@ -1,0 +1,535 @@
+"""003 MRMS: projects, datasets, learning histories and models, under /mrms.
+
+Every answer is HTTP 200 with the document's plain-text value: "1" (or a status, a project id, a uuid,
+a JSON list or object) on success and "error" on any failure, as the legacy service answered. Parameters
+come from the query string or a JSON, urlencoded or multipart body alike. A learning history is either
+trained here (a Prefect "mrms_training" flow run, when its alg_id is in the estimator registry and the
+client did not ask for an external worker) or by an external worker that reports through the update
+endpoints; both write through tasks.mrms_records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from api_bridge.errors import register_envelope
+from api_bridge.jobs import JobGateway, JobNotFound, JobState, SubmitError, get_gateway
+from api_bridge.requests import BadBody, BodyTooLarge, read_body, save_upload
+from api_bridge.routers.mrms_codes import (
+    API,
+    DATASET_FIELD,
+    WORKER_IDX,
+    LearnStatus,
+    ModelingMode,
+    ProjectStatus,
+    Purpose,
+    Reply,
+    TimeType,
+    Trainer,
+)
+from flowbridge.settings import get_settings
+from storage.filesystems import UnsafePathError, get_storage, safe_part
+from tasks import mrms_records as records
+from tasks.mrms_records import RecordError, first, parse_float, parse_time, require
+
+router = APIRouter(prefix="/mrms", tags=["003 MRMS"])
+log = logging.getLogger("flowbridge.mrms")
+ANALYSIS_JOB = "mrms_analysis"
+TRAINING_JOB = "mrms_training"
+SMALL_BODY = 1024 * 1024
+ANY_METHOD = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+HIST_KEYS = ("hist_no", "learn_hist_no")  # the document uses both names for the same number
+EXTERNAL_VALUES = {"y", "yes", "true", "1", "external"}
+LOG_PAGE = 200
+
+
+def _envelope(status: int, message: str) -> Response:
+    """Framework errors on /mrms: the legacy "error" text; unknown routes and methods keep their status."""
+    log.info("mrms framework error %d: %s", status, message)
+    return PlainTextResponse(Reply.ERROR.value, status_code=status if status in {404, 405} else 200)
+
+
+register_envelope("/mrms", _envelope)
+
+Handler = Callable[[dict[str, str]], Any]
+
+
+def _answer(value: Any) -> Response:
+    if isinstance(value, Response):
+        return value
+    if isinstance(value, list | dict):
+        return JSONResponse(value)
+    return PlainTextResponse(str(value))
+
+
+def _error(endpoint: str, reason: str) -> Response:
+    log.info("mrms %s: error: %s", endpoint, reason)
+    return PlainTextResponse(Reply.ERROR.value)
+
+
+async def _serve(request: Request, method: str, handler: Handler) -> Response:
+    endpoint = request.url.path
+    if request.method != method:
+        return _error(endpoint, f"{request.method} instead of {method}")
+    try:
+        body = await read_body(request, max_bytes=SMALL_BODY, max_files=0)
+    except (BadBody, BodyTooLarge) as exc:
+        return _error(endpoint, str(exc))
+    try:
+        return _answer(await run_in_threadpool(handler, body.fields))
+    except RecordError as exc:
+        return _error(endpoint, str(exc))
+
+
+def _hist_no(fields: dict[str, str], *extra: str) -> str:
+    return require(first(fields, (*extra, *HIST_KEYS)), "hist_no")
+
+
+# --- projects ---------------------------------------------------------------------------------------
+@router.api_route("/project_create", methods=ANY_METHOD)
+async def project_create(request: Request) -> Response:
+    return await _serve(request, "POST", _project_create)
+
+
+def _project_create(fields: dict[str, str]) -> str:
+    project_id = require(fields.get("project_id"), "project_id")
+    status = records.parse_enum(ProjectStatus, require(fields.get("status"), "status"), "status")
+    records.create_project(
+        project_id=project_id,
+        purpose=records.parse_enum(Purpose, fields.get("project_purpose_cd"), "project_purpose_cd"),
+        dataset_id=(fields.get("dataset_id") or "").strip() or None,
+        status=ProjectStatus.UPLOAD_WAITING if status is ProjectStatus.ANALYSIS_REQUESTED else status,
+        start_time=parse_time(fields.get("start_time"), "start_time"),
+        modeling_mode=records.parse_enum(ModelingMode, fields.get("modeling_mode") or "1", "modeling_mode"),
+        early_stop=records.EarlyStop.parse(fields.get("early_stop_param")),
+        tags=records.parse_tags(fields.get("tag")),
+    )
+    if status is ProjectStatus.ANALYSIS_REQUESTED:
+        _request_analysis(get_gateway(), project_id)
+    return Reply.OK
+
+
+def _request_analysis(gateway: JobGateway, project_id: str) -> None:
+    """Status 5: a new data_analysis_id and a Prefect analysis run that moves the project to 6, 7 or 8."""
+    analysis_id = records.new_id()
+    records.start_analysis(project_id, analysis_id)
+    try:
+        run_id = gateway.submit(
+            ANALYSIS_JOB,
+            {"project_id": project_id, "data_analysis_id": analysis_id},
+            api=API,
+            legacy_id=analysis_id,
+            parent_id=project_id,
+            tags=[f"project:{project_id}"],
+            flow_run_name=f"analysis-{project_id}",
+        )
+    except (SubmitError, OSError) as exc:
+        records.finish_analysis(
+            project_id, analysis_id, ProjectStatus.ANALYSIS_ERROR, message=f"could not start: {exc}"
+        )
+        raise RecordError(f"analysis of {project_id!r} could not start: {exc}") from exc
+    records.attach_analysis_run(project_id, analysis_id, str(run_id))
+
+
+@router.api_route("/get_proj_sttus_cd", methods=ANY_METHOD)
+async def get_proj_sttus_cd(request: Request) -> Response:
+    return await _serve(
+        request, "GET", lambda f: records.project_status(require(f.get("project_id"), "project_id"))
+    )
+
+
+@router.api_route("/get_projects_info", methods=ANY_METHOD)
+async def get_projects_info(request: Request) -> Response:
+    return await _serve(request, "GET", lambda f: records.project_info((f.get("project_id") or "").strip()))
+
+
+@router.api_route("/update_projects_status", methods=ANY_METHOD)
+async def update_projects_status(request: Request) -> Response:
+    return await _serve(request, "POST", _update_projects_status)
+
+
+def _update_projects_status(fields: dict[str, str]) -> str:
+    project_id = require(fields.get("project_id"), "project_id")
+    status = records.parse_enum(ProjectStatus, fields.get("status"), "status")
+    gateway = get_gateway()
+    if status is ProjectStatus.ANALYSIS_REQUESTED:
+        records.project_status(project_id)  # unknown project: error before anything starts
+        _request_analysis(gateway, project_id)
+        return Reply.OK
+    records.set_project_status(project_id, status)
+    if status is ProjectStatus.ANALYSIS_POD_DELETE:
+        run_id = records.analysis_run_id(project_id)
+        if run_id:
+            with contextlib.suppress(JobNotFound):
+                gateway.cancel(run_id, "analysis pod delete requested (status 9)")
+    return Reply.OK
+
+
+# --- learning histories -----------------------------------------------------------------------------
+@router.api_route("/insert_learn_hist", methods=ANY_METHOD)
+async def insert_learn_hist(request: Request) -> Response:
+    return await _serve(request, "POST", _insert_learn_hist)
+
+
+def _insert_learn_hist(fields: dict[str, str]) -> str:
+    from tasks.mrms_training import REGISTRY, TrainingError, check_params, default_config
+
+    hist_no = require(fields.get("learn_hist_no"), "learn_hist_no")
+    project_id = require(fields.get("project_id"), "project_id")
+    project = records.project_for_training(project_id)
+    alg_id = (fields.get("alg_id") or "").strip() or None
+    external = (fields.get("external") or fields.get("trainer") or "").strip().lower() in EXTERNAL_VALUES
+    trained_here = not external and alg_id in REGISTRY
+    param_id = (fields.get("param_id") or "").strip() or None
+    params: dict[str, Any] | None = None
+    if trained_here:
+        param_id, params = _resolve_params(param_id, alg_id)
+        try:
+            check_params(alg_id, params, Purpose(project["purpose"]), default_config())  # type: ignore[arg-type]
+        except TrainingError as exc:
+            raise RecordError(str(exc)) from exc
+    records.create_learn_hist(
+        learn_hist_no=hist_no,
+        project_id=project_id,
+        param_id=param_id,
+        params=params,
+        alg_anal_id=(fields.get("alg_anal_id") or "").strip() or None,
+        alg_id=alg_id,
+        dp_analysis_id=(fields.get("dp_analysis_id") or "").strip() or None,
+        status=records.parse_enum(LearnStatus, fields.get("learn_sttus_cd") or "5", "learn_sttus_cd"),
+        start_time=parse_time(fields.get("start_time"), "start_time"),
+        trainer=Trainer.FLOWBRIDGE if trained_here else Trainer.EXTERNAL,
+    )
+    if trained_here:
+        try:
+            run_id = get_gateway().submit(
+                TRAINING_JOB,
+                {"learn_hist_no": hist_no},
+                api=API,
+                legacy_id=hist_no,
+                parent_id=project_id,
+                tags=[f"project:{project_id}", f"learn_hist_no:{hist_no}"],
+                flow_run_name=f"learn-{hist_no}",
+            )
+        except (SubmitError, OSError) as exc:
+            records.update_learn_status(hist_no, LearnStatus.ERROR, f"could not start training: {exc}")
+            raise RecordError(f"training of {hist_no!r} could not start: {exc}") from exc
+        records.attach_training_run(hist_no, str(run_id))
+    return Reply.OK
+
+
+def _resolve_params(param_id: str | None, alg_id: str | None) -> tuple[str | None, dict[str, Any]]:
+    """param_id is a stored parameter set, or an inline JSON object (stored under a new id), or absent."""
+    if param_id is None:
+        return None, {}
+    if param_id.startswith("{"):
+        params = records.parse_json_object(param_id, "param_id")
+        new_id = records.new_id()
+        records.create_param_set(new_id, params, alg_id)
+        return new_id, params
+    params = records.find_param_set(param_id)
+    if params is None:
+        raise RecordError(f"no parameter set {param_id!r} (store it with /mrms/param_set)")
+    return param_id, params
+
+
+@router.api_route("/get_sttus_cd", methods=ANY_METHOD)
+async def get_sttus_cd(request: Request) -> Response:
+    return await _serve(request, "POST", _learn_status)
+
+
+def _learn_status(fields: dict[str, str]) -> str:
+    hist_no = _hist_no(fields)
+    _close_lost_runs(records.running_runs(learn_hist_no=hist_no))
+    return records.learn_status(hist_no)
+
+
+def _close_lost_runs(running: list[tuple[str, str]]) -> None:
+    """Histories whose training run ended without the flow's own bookkeeping (its process was killed, or
+    the zombie automation crashed it) would stay RUNNING forever: read the run's state from Prefect, the
+    state of record, and close them as the flow's crash hook would have."""
+    gateway = get_gateway()
+    for hist_no, run_id in running:
+        try:
+            run = gateway.status(run_id)
+        except JobNotFound:
+            records.close_lost_run(hist_no, "deleted", "its flow run no longer exists", datetime.now(UTC))
+            continue
+        except Exception as exc:  # Prefect unreachable: answer the record as it is, check next time
+            log.warning("could not read the training run of %s: %s", hist_no, type(exc).__name__)
+            continue
+        if run.state.is_final and run.state is not JobState.COMPLETED:
+            records.close_lost_run(hist_no, run.state_name, run.message, run.ended or datetime.now(UTC))
+
+
+@router.api_route("/status_update/learn", methods=ANY_METHOD)
+async def status_update_learn(request: Request) -> Response:
+    return await _serve(request, "POST", _status_update)
+
+
+def _status_update(fields: dict[str, str]) -> str:
+    status = records.parse_enum(
+        LearnStatus, require(first(fields, ("sttus_cd", "learn_sttus_cd")), "sttus_cd"), "sttus_cd"
+    )
+    records.update_learn_status(
+        _hist_no(fields), status, fields.get("message"), (fields.get("task_idx") or "").strip() or None
+    )
+    return Reply.OK
+
+
+@router.api_route("/eps_update", methods=ANY_METHOD)
+async def eps_update(request: Request) -> Response:
+    return await _serve(request, "POST", _eps_update)
+
+
+def _eps_update(fields: dict[str, str]) -> str:
+    eps = parse_float(require(fields.get("eps"), "eps"), "eps")
+    records.update_eps(_hist_no(fields), eps)
+    return Reply.OK
+
+
+@router.api_route("/learn_result_update", methods=ANY_METHOD)
+async def learn_result_update(request: Request) -> Response:
+    return await _serve(request, "POST", _learn_result_update)
+
+
+def _learn_result_update(fields: dict[str, str]) -> str:
+    result = records.parse_result(fields.get("result"))
+    records.record_result(_hist_no(fields), result)
+    return Reply.OK
+
+
+@router.api_route("/time_update", methods=ANY_METHOD)
+async def time_update(request: Request) -> Response:
+    return await _serve(request, "POST", _time_update)
+
+
+def _time_update(fields: dict[str, str]) -> str:
+    kind = records.parse_enum(TimeType, (fields.get("type") or "").strip().lower(), "type")
+    when = parse_time(require(fields.get("curr_time"), "curr_time"), "curr_time")
+    records.update_time(_hist_no(fields), kind, when or datetime.now(UTC))
+    return Reply.OK
+
+
+@router.api_route("/model_resources", methods=ANY_METHOD)
+async def model_resources(request: Request) -> Response:
+    return await _serve(request, "POST", _model_resources)
+
+
+def _model_resources(fields: dict[str, str]) -> str:
+    """cpu is {"percent": ...} in a JSON body; form clients may send cpu=<number> or cpu_percent."""
+    raw = require(first(fields, ("cpu", "cpu_percent", "percent")), "cpu")
+    if raw.strip().startswith("{"):
+        raw = str(records.parse_json_object(raw, "cpu").get("percent"))
+    records.record_resources(_hist_no(fields), parse_float(raw, "cpu.percent"))
+    return Reply.OK
+
+
+@router.api_route("/get_learn_logs", methods=ANY_METHOD)
+async def get_learn_logs(request: Request) -> Response:
+    return await _serve(request, "GET", _learn_logs)
+
+
+def _learn_logs(fields: dict[str, str]) -> dict[str, str]:
+    """{"0": log text} of flowbridge's single training worker; {} for a history trained elsewhere."""
+    hist = records.learn_hist(_hist_no(fields, "id"))
+    tail = (fields.get("tail") or "").strip().lower() == "true"
+    if not hist["flow_run_id"]:
+        return {}
+    gateway = get_gateway()
+    try:
+        if tail:
+            lines = get_settings().mrms_log_tail_lines
+            total = gateway.count_logs(hist["flow_run_id"])
+            found = gateway.logs(hist["flow_run_id"], offset=max(0, total - lines), limit=lines)
+        else:
+            found, offset = [], 0
+            while batch := gateway.logs(hist["flow_run_id"], offset=offset, limit=LOG_PAGE):
+                found += batch
+                offset += len(batch)
+                if len(batch) < LOG_PAGE:
+                    break
+    except JobNotFound as exc:
+        raise RecordError(f"the training run of {hist['learn_hist_no']!r} no longer exists") from exc
+    text = "\n".join(f"{line.timestamp:%Y-%m-%d %H:%M:%S} {line.level} {line.message}" for line in found)
+    return {WORKER_IDX: text}
+
+
+@router.api_route("/get_uuid", methods=ANY_METHOD)
+async def get_uuid(request: Request) -> Response:
+    return await _serve(request, "GET", lambda _f: records.new_id())
+
+
+@router.api_route("/get_histno_status", methods=ANY_METHOD)
+async def get_histno_status(request: Request) -> Response:
+    return await _serve(
+        request, "GET", lambda f: records.hist_statuses(require(f.get("project_id"), "project_id"))
+    )
+
+
+@router.api_route("/get_models_info", methods=ANY_METHOD)
+async def get_models_info(request: Request) -> Response:
+    return await _serve(request, "GET", _models_info)
+
+
+def _models_info(fields: dict[str, str]) -> Any:
+    project_id = require(fields.get("project_id"), "project_id")
+    hist_no = (first(fields, HIST_KEYS) or "").strip() or None
+    _close_lost_runs(records.running_runs(project_id=project_id, learn_hist_no=hist_no))
+    return records.models_info(project_id, hist_no)
+
+
+@router.api_route("/get_project_id", methods=ANY_METHOD)
+async def get_project_id(request: Request) -> Response:
+    return await _serve(request, "GET", lambda f: records.project_of_hist(_hist_no(f)))
+
+
+# --- models -----------------------------------------------------------------------------------------
+@router.api_route("/model_alias_update", methods=ANY_METHOD)
+async def model_alias_update(request: Request) -> Response:
+    return await _serve(request, "POST", _model_alias_update)
+
+
+def _model_alias_update(fields: dict[str, str]) -> str:
+    if "model_alias" not in fields:
+        raise RecordError("model_alias is required")
+    records.set_alias(_hist_no(fields), fields["model_alias"].strip())
+    return Reply.OK
+
+
+@router.api_route("/bookmark_update", methods=ANY_METHOD)
+async def bookmark_update(request: Request) -> Response:
+    return await _serve(request, "GET", _bookmark_update)
+
+
+def _bookmark_update(fields: dict[str, str]) -> str:
+    flag = records.parse_yes_no(first(fields, ("bookmarkYN", "bookmark_yn", "bookmarkyn")), "bookmarkYN")
+    records.set_bookmark(_hist_no(fields), flag)
+    return Reply.OK
+
+
+@router.api_route("/update_model_select", methods=ANY_METHOD)
+async def update_model_select(request: Request) -> Response:
+    return await _serve(
+        request,
+        "GET",
+        lambda f: records.select_model(require(f.get("project_id"), "project_id"), _hist_no(f)) or Reply.OK,
+    )
+
+
+@router.api_route("/model_download", methods=ANY_METHOD)
+async def model_download(request: Request) -> Response:
+    return await _serve(request, "GET", _model_download)
+
+
+def _model_download(fields: dict[str, str]) -> Response:
+    """The skops file of Pipeline(preprocessing, estimator); X-Model-SHA256 lets a client verify it."""
+    hist_no = _hist_no(fields)
+    relpath, sha256 = records.model_file(hist_no)
+    storage = get_storage()
+    path = storage.path(relpath)
+    if not storage.exists(path):
+        raise RecordError(f"the model file of {hist_no!r} is missing from storage")
+    filename = f"{safe_filename(hist_no)}.skops"
+    headers = {"X-Model-Format": "skops", "X-Model-SHA256": sha256}
+    local = storage.local_path(path)
+    if local:
+        return FileResponse(local, media_type="application/octet-stream", filename=filename, headers=headers)
+    headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    chunks = storage.iter_chunks(path)
+    return StreamingResponse(chunks, media_type="application/octet-stream", headers=headers)
+
+
+def safe_filename(name: str) -> str:
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return cleaned.strip(".") or "model"
+
+
+# --- flowbridge extensions: datasets and parameter sets ----------------------------------------------
+@router.api_route("/dataset_upload", methods=ANY_METHOD)
+async def dataset_upload(request: Request) -> Response:
+    """multipart: file (CSV or Parquet), target (column to predict), optional dataset_id, time_column,
+    format. Answers the dataset_id that project_create takes."""
+    if request.method != "POST":
+        return _error("/mrms/dataset_upload", "POST required")
+    limit = get_settings().mrms_max_upload_bytes
+    try:
+        body = await read_body(request, max_bytes=limit, max_files=1)
+    except (BadBody, BodyTooLarge) as exc:
+        return _error("/mrms/dataset_upload", str(exc))
+    try:
+        return _answer(await run_in_threadpool(_store_dataset, body))
+    except (RecordError, UnsafePathError) as exc:
+        return _error("/mrms/dataset_upload", str(exc))
+    finally:
+        await body.close()
+
+
+def _store_dataset(body: Any) -> str:
+    from tasks.mrms_profile import DatasetError, format_of, read_columns
+
+    upload = body.files.get(DATASET_FIELD)
+    if upload is None:
+        raise RecordError(f"the file field must be named {DATASET_FIELD!r}")
+    fields = body.fields
+    target = require(fields.get("target"), "target")
+    time_column = (fields.get("time_column") or "").strip() or None
+    dataset_id = safe_part(require(fields.get("dataset_id") or records.new_id(), "dataset_id"))
+    if records.dataset_exists(dataset_id):
+        raise RecordError(f"dataset {dataset_id!r} already exists")
+    storage = get_storage()
+    try:
+        file_format = format_of(upload.filename or "", (fields.get("format") or "").strip() or None)
+        filename = f"data.{file_format}"
+        path = storage.upload_path(API, dataset_id, filename)
+        size = save_upload(upload, storage, path)
+        columns = read_columns(storage, path, file_format)
+    except DatasetError as exc:
+        storage.delete(storage.upload_dir(API, dataset_id))
+        raise RecordError(str(exc)) from exc
+    missing = [c for c in (target, time_column) if c and c not in columns]
+    if missing:
+        storage.delete(storage.upload_dir(API, dataset_id))
+        raise RecordError(f"the file has no column(s) {missing}")
+    records.create_dataset(
+        dataset_id=dataset_id,
+        path=f"uploads/{API}/{dataset_id}/{filename}",
+        file_format=file_format,
+        original_name=(upload.filename or filename)[:255],
+        target=target,
+        time_column=time_column,
+        size_bytes=size,
+        columns=columns,
+    )
+    return dataset_id
+
+
+@router.api_route("/param_set", methods=ANY_METHOD)
+async def param_set(request: Request) -> Response:
+    """{"params": {...hyperparameters and training controls}, "alg_id"?, "param_id"?} → the param_id."""
+    return await _serve(request, "POST", _param_set)
+
+
+def _param_set(fields: dict[str, str]) -> str:
+    from tasks.mrms_training import REGISTRY, TrainingError, build_estimator, default_config, split_params
+
+    params = records.parse_json_object(fields.get("params"), "params")
+    alg_id = (fields.get("alg_id") or "").strip() or None
+    if alg_id in REGISTRY:
+        try:
+            _, hyper = split_params(params, default_config())
+            build_estimator(REGISTRY[alg_id], hyper)  # type: ignore[index]
+        except TrainingError as exc:
+            raise RecordError(str(exc)) from exc
+    param_id = require(fields.get("param_id") or records.new_id(), "param_id")
+    records.create_param_set(param_id, params, alg_id)
+    return param_id
+

@@ -1,0 +1,332 @@
+"""001 offline algorithm platform: submit a job type on the caller's HDFS/CEPH files, poll, cancel, list.
+
+The document shows only the status query; submit, cancel and list follow its style (camelCase fields,
+integer taskId, 'YYYY-MM-DD HH:MM:SS' times). Every call needs the `Authorization` header with a
+configured token. Secrets in the file-system infos go to a Prefect Secret block the worker resolves;
+they are never stored in the metadata DB, put in flow parameters, logged or echoed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from api_bridge.errors import register_envelope
+from api_bridge.jobs import JobGateway, JobNotFound, JobState, JobStatus, get_gateway
+from api_bridge.routers.offline_codes import (
+    API,
+    CANCEL_MESSAGE,
+    ERROR_OF_HTTP,
+    JOB_TYPE,
+    PREFIX,
+    REASON_PREFIX,
+    SECRET_BLOCK,
+    STATUS_OF,
+    ErrorCode,
+    TaskStatus,
+)
+from deployments.registry import JOB_TYPES, JobType
+from flowbridge.settings import get_settings
+from storage.metadata import session_scope
+from storage.models.offline import OfflineTask, claim_failure_notice, request_cancel
+from storage.remote import FileSystemInfo
+from tasks.notify import TaskReport, legacy_time, send_task_mail
+
+log = logging.getLogger("flowbridge.offline")
+_EMAIL = re.compile(
+    r"^[^@\s\"(),:;<>\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
+)
+_EXCEPTION_PREFIX = "Flow run encountered an exception: "
+
+
+def _error(status: int, message: str, code: ErrorCode | None = None) -> JSONResponse:
+    code = code or ERROR_OF_HTTP.get(status, ErrorCode.INTERNAL)
+    return JSONResponse({"error": code.value, "message": message}, status_code=status)
+
+
+register_envelope(PREFIX, _error)
+
+
+def require_token(authorization: str | None = Header(None, description="A token from settings.")) -> None:
+    """Accept `Authorization: <token>` (as the document shows) or `Bearer <token>`, compared in constant
+    time against every configured token."""
+    offered = (authorization or "").strip()
+    if offered.lower().startswith("bearer "):
+        offered = offered[7:].strip()
+    matched = False
+    for token in get_settings().api_tokens:
+        matched |= hmac.compare_digest(offered.encode(), token.get_secret_value().encode())
+    if not offered or not matched:
+        raise HTTPException(401, "missing or invalid token in the Authorization header")
+
+
+router = APIRouter(
+    prefix=PREFIX, tags=["001 offline algorithm platform"], dependencies=[Depends(require_token)]
+)
+
+
+# --- request and answer shapes (documented in the OpenAPI schema) ------------------------------------
+class SubmitRequest(BaseModel):
+    algorithm: str = Field(description="A job type from GET /api/algorithm/list.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The algorithm's parameters.")
+    email: str = Field(max_length=254, description="Receives a mail when the task fails or is cancelled.")
+    inputFileSystemInfo: FileSystemInfo
+    outputFileSystemInfo: FileSystemInfo
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = value.strip()
+        if not _EMAIL.fullmatch(value):
+            raise ValueError("must be an e-mail address like name@example.com")
+        return value
+
+    @model_validator(mode="after")
+    def _paths(self) -> SubmitRequest:
+        if not self.inputFileSystemInfo.inputPath:
+            raise ValueError("inputFileSystemInfo.inputPath is required")
+        if not self.outputFileSystemInfo.outputPath:
+            raise ValueError("outputFileSystemInfo.outputPath is required")
+        return self
+
+
+class SubmitAnswer(BaseModel):
+    taskId: int
+
+
+class TaskAnswer(BaseModel):
+    id: int
+    status: TaskStatus
+    addTime: str | None
+    startTime: str | None
+    finishTime: str | None
+    message: str | None = Field(None, description="Only when status is ERROR: the reason (e.g. cancelled).")
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorCode
+    message: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)
+}
+
+
+# --- endpoints -------------------------------------------------------------------------------------------
+@router.post("/task/submit", response_model=SubmitAnswer, responses=ERRORS)
+def submit(request: SubmitRequest) -> Response:
+    job = JOB_TYPES.get(request.algorithm)
+    if job is None or not job.offline:
+        known = ", ".join(_offline_jobs())
+        message = f"unknown algorithm {request.algorithm!r}; known: {known}"
+        return _error(400, message, ErrorCode.UNKNOWN_ALGORITHM)
+    problem = _check_params(job, request.params)
+    if problem:
+        return _error(400, problem)
+    gateway = get_gateway()
+    inputs, outputs = request.inputFileSystemInfo, request.outputFileSystemInfo
+    with session_scope() as session:
+        row = OfflineTask(
+            algorithm=job.name, email=request.email, input_info=inputs.public(), output_info=outputs.public()
+        )
+        session.add(row)
+        session.flush()
+        task_id = row.id
+    sides = (("input", inputs), ("output", outputs))
+    secrets = {side: info.secret() for side, info in sides if info.secret()}
+    block = SECRET_BLOCK.format(task_id=task_id) if secrets else None
+    parameters = {
+        "task_id": task_id,
+        "algorithm": job.name,
+        "params": request.params,
+        "input_info": inputs.public(),
+        "output_info": outputs.public(),
+        "email": request.email,
+        "credentials": block,
+    }
+    try:
+        if block:
+            gateway.store_secret(block, json.dumps(secrets))
+        run_id = gateway.submit(
+            JOB_TYPE,
+            parameters,
+            api=API,
+            legacy_id=str(task_id),
+            tags=[f"task_id:{task_id}", f"algorithm:{job.name}"],
+            flow_run_name=f"offline-{task_id}-{job.name}",
+        )
+    except Exception as exc:
+        log.error("task %s: submission failed (%s)", task_id, type(exc).__name__)
+        _discard(gateway, task_id, block)
+        return _error(503, f"could not start the task ({type(exc).__name__}); try again")
+    with session_scope() as session:
+        stored = session.get(OfflineTask, task_id)
+        if stored is not None:
+            stored.flow_run_id = str(run_id)
+            stored.secret_block = block
+    log.info(
+        "task %s: %s from %s to %s as flow run %s",
+        task_id,
+        job.name,
+        inputs.describe(inputs.inputPath),
+        outputs.describe(outputs.outputPath),
+        run_id,
+    )
+    return JSONResponse({"taskId": task_id})
+
+
+@router.get("/task/get", response_model=TaskAnswer, responses=ERRORS)
+def get_task(taskId: str | None = Query(None, description="The id submit answered.")) -> Response:
+    found = _load(taskId)
+    if isinstance(found, Response):
+        return found
+    row, status = found
+    return JSONResponse(_answer(row, status))
+
+
+@router.post("/task/cancel", response_model=TaskAnswer, responses=ERRORS)
+def cancel_task(
+    background: BackgroundTasks, taskId: str | None = Query(None, description="The id submit answered.")
+) -> Response:
+    found = _load(taskId)
+    if isinstance(found, Response):
+        return found
+    row, status = found
+    if status is None:
+        return _error(409, f"task {row.id} is still being submitted; try again in a moment")
+    if status.state.is_final:
+        return _error(409, f"task {row.id} already ended: {STATUS_OF[status.state].value}")
+    gateway = get_gateway()
+    request_cancel(row.id)
+    after = gateway.cancel(status.run_id, CANCEL_MESSAGE)
+    if after.state is JobState.CANCELLED:
+        # it never reached a runner, so no flow hook will run: clean up and mail from here
+        background.add_task(_cancelled_before_start, gateway, row, after)
+    log.info("task %s: cancel requested (%s -> %s)", row.id, status.state.value, after.state.value)
+    return JSONResponse(_answer(row, after))
+
+
+@router.get("/list", responses=ERRORS)
+def list_algorithms() -> JSONResponse:
+    return JSONResponse({"algorithms": [_describe(JOB_TYPES[name]) for name in _offline_jobs()]})
+
+
+# --- translation helpers -----------------------------------------------------------------------------------
+def _offline_jobs() -> list[str]:
+    return sorted(name for name, job in JOB_TYPES.items() if job.offline)
+
+
+def _check_params(job: JobType, params: dict[str, Any]) -> str | None:
+    if job.input_parameter in params:
+        return f"params.{job.input_parameter} is set by the platform from inputFileSystemInfo; remove it"
+    model = job.parameter_model()
+    if model is None:
+        return None
+    try:
+        model.model_validate({**params, job.input_parameter: "staged-input"})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"params.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        return f"invalid parameters for {job.name}: {problems}"
+    return None
+
+
+def _describe(job: JobType) -> dict[str, Any]:
+    model = job.parameter_model()
+    schema = model.model_json_schema() if model else {"type": "object", "properties": {}}
+    schema.get("properties", {}).pop(job.input_parameter, None)
+    if job.input_parameter in schema.get("required", []):
+        schema["required"] = [r for r in schema["required"] if r != job.input_parameter]
+    return {
+        "name": job.name,
+        "description": job.description,
+        "params": schema,
+        "input": {"kind": "folder" if job.input_folder else "file", "description": job.inputs},
+        "output": {"folder": "outputPath/<taskId>/", "description": job.outputs},
+    }
+
+
+def _load(raw_id: str | None) -> tuple[OfflineTask, JobStatus | None] | Response:
+    if not raw_id or not raw_id.strip().isdigit() or int(raw_id) < 1 or len(raw_id.strip()) > 18:
+        return _error(400, "taskId must be a positive integer (the taskId submit answered)")
+    task_id = int(raw_id)
+    with session_scope() as session:
+        row = session.get(OfflineTask, task_id)
+    if row is None:
+        return _error(404, f"no task has taskId {task_id}")
+    if row.flow_run_id is None:
+        return row, None
+    try:
+        return row, get_gateway().status(row.flow_run_id, fresh=True)
+    except JobNotFound:
+        return _error(404, f"task {task_id}'s flow run no longer exists")
+
+
+def _answer(row: OfflineTask, status: JobStatus | None) -> dict[str, Any]:
+    if status is None:
+        return {
+            "id": row.id,
+            "status": TaskStatus.INITIALING.value,
+            "addTime": legacy_time(row.created_at),
+            "startTime": None,
+            "finishTime": None,
+        }
+    mapped = STATUS_OF[status.state]
+    answer: dict[str, Any] = {
+        "id": row.id,
+        "status": mapped.value,
+        "addTime": legacy_time(status.created or row.created_at),
+        "startTime": legacy_time(status.started),
+        "finishTime": legacy_time(status.ended) if status.state.is_final else None,
+    }
+    if mapped is TaskStatus.ERROR:
+        answer["message"] = _reason(status)
+    return answer
+
+
+def _reason(status: JobStatus) -> str:
+    detail = (status.message or status.state_name or "").strip()
+    detail = detail.removeprefix(_EXCEPTION_PREFIX)
+    prefix = REASON_PREFIX.get(status.state, status.state.value.lower())
+    return f"{prefix}: {detail}" if detail and not detail.lower().startswith(prefix) else detail or prefix
+
+
+def _discard(gateway: JobGateway, task_id: int, block: str | None) -> None:
+    """Undo a submission that did not reach Prefect, so no secret or dangling id stays behind."""
+    try:
+        if block:
+            gateway.delete_secret(block)
+    except Exception as exc:
+        log.error("task %s: could not delete its secret block (%s)", task_id, type(exc).__name__)
+    with session_scope() as session:
+        stored = session.get(OfflineTask, task_id)
+        if stored is not None:
+            session.delete(stored)
+
+
+def _cancelled_before_start(gateway: JobGateway, row: OfflineTask, status: JobStatus) -> None:
+    try:
+        if row.secret_block:
+            gateway.delete_secret(row.secret_block)
+    except Exception as exc:
+        log.error("task %s: could not delete its secret block (%s)", row.id, type(exc).__name__)
+    if claim_failure_notice(row.id):
+        report = TaskReport(
+            task_id=row.id,
+            algorithm=row.algorithm,
+            status="ERROR (cancelled)",
+            reason=_reason(status),
+            add_time=status.created or row.created_at,
+            start_time=status.started,
+            finish_time=status.ended,
+        )
+        send_task_mail(report, row.email)

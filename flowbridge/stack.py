@@ -1,0 +1,228 @@
+"""The embedded stack: Prefect server on SQLite, one runner serving every deployment, and the bridge.
+
+`flowbridge up` (what `make run` calls) and the end-to-end tests start the very same processes through
+this class, each in its own process group so Ctrl-C or a test teardown stops the whole tree.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from deployments.serve import runner_environment
+from flowbridge.settings import Settings, get_settings
+from storage.metadata import migrate
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode} before answering")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@dataclass
+class EmbeddedStack:
+    settings: Settings = field(default_factory=get_settings)
+    log_dir: Path | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://{self.settings.prefect_host}:{self.settings.prefect_port}/api"
+
+    @property
+    def prefect_ui_url(self) -> str:
+        return f"http://{self.settings.prefect_host}:{self.settings.prefect_port}"
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def environment(self) -> dict[str, str]:
+        """What every child process shares: the Prefect API, the storage URL and the metadata DB URL."""
+        s = self.settings
+        prefect_home = s.data_dir / "prefect"
+        env = dict(os.environ)
+        env.update(
+            {
+                "PREFECT_HOME": str(prefect_home),
+                "PREFECT_API_URL": self.prefect_api_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}",
+                "PREFECT_UI_API_URL": self.prefect_api_url,
+                "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+                "FLOWBRIDGE_DATA_DIR": str(s.data_dir),
+                "FLOWBRIDGE_STORAGE_URL": s.effective_storage_url,
+                "FLOWBRIDGE_DATABASE_URL": s.effective_database_url,
+                "FLOWBRIDGE_PREFECT_API_URL": self.prefect_api_url,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(runner_environment())
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = (self.log_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            argv,
+            env=self.environment(),
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    # --- components --------------------------------------------------------------------------------
+    def start_server(self, timeout: float = 120) -> None:
+        (self.settings.data_dir / "prefect").mkdir(parents=True, exist_ok=True)
+        process = self._spawn(
+            "prefect-server",
+            [
+                str(BIN / "prefect"),
+                "server",
+                "start",
+                "--host",
+                self.settings.prefect_host,
+                "--port",
+                str(self.settings.prefect_port),
+                "--analytics-off",
+            ],
+        )
+        wait_http(f"{self.prefect_api_url}/health", timeout, process)
+
+    def start_runner(self, name: str = "runner", timeout: float = 120) -> subprocess.Popen[bytes]:
+        process = self._spawn(name, [sys.executable, "-m", "deployments.serve"])
+        self._wait_deployments(timeout, process)
+        return process
+
+    def start_bridge(
+        self,
+        name: str = "bridge",
+        port: int | None = None,
+        timeout: float = 60,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        port = port or self.settings.port
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api_bridge.app:create_app",
+            "--factory",
+            "--host",
+            self.settings.host,
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--workers",
+            str(self.settings.bridge_workers),
+        ]
+        saved = self.extra_env
+        self.extra_env = {**saved, **(env or {})}
+        try:
+            process = self._spawn(name, argv)
+        finally:
+            self.extra_env = saved
+        wait_http(f"http://{self.settings.host}:{port}/healthcheck.do", timeout, process)
+        return process
+
+    def _wait_deployments(self, timeout: float, process: subprocess.Popen[bytes]) -> None:
+        from deployments.registry import JOB_TYPES
+
+        deadline = time.monotonic() + timeout
+        wanted = {job.deployment_name for job in JOB_TYPES.values()}
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"runner exited with {process.returncode}")
+            response = httpx.post(f"{self.prefect_api_url}/deployments/filter", json={}, timeout=5)
+            flows = {
+                f["id"]: f["name"] for f in httpx.post(f"{self.prefect_api_url}/flows/filter", json={}).json()
+            }
+            names = {f"{flows.get(d['flow_id'])}/{d['name']}" for d in response.json()}
+            if wanted <= names and self._runner_polling(process):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"runner did not register {sorted(wanted)} within {timeout:.0f} s")
+
+    def _runner_polling(self, process: subprocess.Popen[bytes]) -> bool:
+        """Deployments exist before the runner polls; give it a moment after they appear."""
+        time.sleep(1.0)
+        return process.poll() is None
+
+    def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        migrate(self.settings.effective_database_url)
+        self.start_server()
+        self.start_runner()
+        self.start_bridge()
+
+    # --- stopping ----------------------------------------------------------------------------------
+    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop_process(name)
+
+    def wait(self) -> int:
+        """Block until a component exits (or Ctrl-C), then stop the rest."""
+        stopping = False
+
+        def _stop(_signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            while not stopping:
+                for name, process in list(self.processes.items()):
+                    if process.poll() is not None:
+                        print(f"flowbridge: {name} exited with {process.returncode}; stopping", flush=True)
+                        return process.returncode or 1
+                time.sleep(0.5)
+            return 0
+        finally:
+            self.stop()

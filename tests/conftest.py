@@ -1,0 +1,67 @@
+"""One real stack per test run: started by the pytest controller before any worker exists, shared by all
+workers through an environment variable, stopped at the end. Unit tests never touch it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.services import SERVICES_ENV, ServicesInfo, TestServices
+from tests.support.services import encode as encode_services
+from tests.support.stack import STACK_ENV, StackInfo, TestStack, decode, encode
+
+_shared: TestStack | None = None
+_services: TestServices | None = None
+
+
+def _wants_stack(config: pytest.Config) -> bool:
+    markexpr = config.getoption("markexpr", "") or ""
+    return not os.environ.get("FLOWBRIDGE_TEST_NO_STACK") and "not e2e" not in markexpr
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _shared
+    if hasattr(config, "workerinput") or os.environ.get(STACK_ENV) or not _wants_stack(config):
+        return
+    services = _start_services()
+    _shared = TestStack(extra_env=services.stack_env())
+    os.environ[STACK_ENV] = encode(_shared.start())
+
+
+def _start_services() -> ServicesInfo:
+    """S3 and SMTP for the offline platform, up before the stack so the runner gets their addresses."""
+    global _services
+    _services = TestServices(Path(tempfile.mkdtemp(prefix="flowbridge-services-")))
+    info = _services.start()
+    os.environ[SERVICES_ENV] = encode_services(info)
+    return info
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _shared is not None and not hasattr(config, "workerinput"):
+        if os.environ.get("FLOWBRIDGE_TEST_DUMP_LOGS"):
+            _shared.dump_logs()
+        _shared.stop()
+    if _services is not None and not hasattr(config, "workerinput"):
+        _services.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> StackInfo:
+    raw = os.environ.get(STACK_ENV)
+    if not raw:
+        pytest.fail("the shared test stack was not started (FLOWBRIDGE_TEST_NO_STACK or -m 'not e2e' is set)")
+    info = decode(raw)
+    info.apply_to_environment()
+    return info
+
+
+@pytest.fixture()
+def bridge(stack: StackInfo) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.bridge_url, timeout=60) as client:
+        yield client

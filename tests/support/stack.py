@@ -1,0 +1,174 @@
+"""Starting the real embedded stack for tests: Prefect server on a temporary SQLite, the runner, and the
+bridge on free ports, with the metadata DB on a PostgreSQL database created for the run and dropped after."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+
+from flowbridge.settings import Settings
+from flowbridge.stack import EmbeddedStack, free_port, wait_http
+
+PG_ADMIN_URL = os.environ.get("FLOWBRIDGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+STACK_ENV = "FLOWBRIDGE_TEST_STACK"
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    bridge_url: str
+    prefect_api_url: str
+    data_dir: str
+    database_url: str
+    storage_url: str
+
+    def apply_to_environment(self) -> None:
+        """Point this test process's settings, storage and Prefect client at the stack."""
+        os.environ.update(
+            {
+                "PREFECT_API_URL": self.prefect_api_url,
+                "FLOWBRIDGE_DATA_DIR": self.data_dir,
+                "FLOWBRIDGE_DATABASE_URL": self.database_url,
+                "FLOWBRIDGE_STORAGE_URL": self.storage_url,
+                "FLOWBRIDGE_PREFECT_API_URL": self.prefect_api_url,
+            }
+        )
+        from flowbridge.settings import get_settings
+
+        get_settings.cache_clear()
+
+
+def create_database(prefix: str = "flowbridge_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        port=free_port(),
+        prefect_port=free_port(),
+        runner_limit=int(os.environ.get("FLOWBRIDGE_TEST_RUNNER_LIMIT", "4")),
+        api_tokens=["test-token-1"],
+        **overrides,
+    )
+
+
+class TestStack:
+    """An EmbeddedStack in a temporary folder with its own PostgreSQL metadata database."""
+
+    __test__ = False  # a helper, not a test class
+
+    def __init__(
+        self, *, postgres: bool = True, extra_env: dict[str, str] | None = None, **overrides: object
+    ):
+        self.tmp = Path(tempfile.mkdtemp(prefix="flowbridge-stack-"))
+        self.database_url = create_database() if postgres else f"sqlite:///{self.tmp / 'meta.db'}"
+        self.settings = stack_settings(self.tmp / "data", self.database_url, **overrides)
+        self.stack = EmbeddedStack(self.settings, log_dir=self.tmp / "logs", extra_env=extra_env or {})
+
+    def start(self) -> StackInfo:
+        try:
+            self.stack.start()
+        except BaseException:
+            self.dump_logs()
+            self.stop()
+            raise
+        return self.info
+
+    @property
+    def info(self) -> StackInfo:
+        return StackInfo(
+            bridge_url=self.stack.bridge_url,
+            prefect_api_url=self.stack.prefect_api_url,
+            data_dir=str(self.settings.data_dir),
+            database_url=self.database_url,
+            storage_url=self.settings.effective_storage_url,
+        )
+
+    def dump_logs(self) -> None:
+        for log in sorted((self.tmp / "logs").glob("*.log")):
+            print(f"----- {log.name} (last 60 lines)")
+            print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))
+
+    def stop(self) -> None:
+        self.stack.stop()
+        if self.database_url.startswith("postgresql"):
+            drop_database(self.database_url)
+        if not os.environ.get("FLOWBRIDGE_TEST_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def encode(info: StackInfo) -> str:
+    return json.dumps(asdict(info))
+
+
+def decode(text: str) -> StackInfo:
+    return StackInfo(**json.loads(text))
+
+
+@contextlib.contextmanager
+def extra_bridge(info: StackInfo, env: dict[str, str] | None = None) -> Iterator[BridgeProcess]:
+    """Another bridge process on the shared stack's Prefect server, storage and metadata DB (as a second
+    machine behind a load balancer would be), optionally with its own settings."""
+    process = BridgeProcess(info, env or {})
+    try:
+        process.start()
+        yield process
+    finally:
+        process.kill()
+
+
+class BridgeProcess:
+    def __init__(self, info: StackInfo, env: dict[str, str]) -> None:
+        self.info = info
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update(
+            {
+                "PREFECT_API_URL": self.info.prefect_api_url,
+                "FLOWBRIDGE_DATA_DIR": self.info.data_dir,
+                "FLOWBRIDGE_DATABASE_URL": self.info.database_url,
+                "FLOWBRIDGE_STORAGE_URL": self.info.storage_url,
+                **self.env,
+            }
+        )
+        argv = [sys.executable, "-m", "uvicorn", "api_bridge.app:create_app", "--factory"]
+        argv += ["--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
+        self.process = subprocess.Popen(argv, env=env, start_new_session=True)
+        wait_http(f"{self.url}/healthcheck.do", 60, self.process)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed machine would stop."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)

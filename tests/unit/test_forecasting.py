@@ -1,0 +1,241 @@
+"""Forecasting on synthetic flows whose daily/weekly shape and noise are known, so accuracy and interval
+coverage can be checked against the truth rather than against the code's own output."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import holidays
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.forecasting import (
+    MODEL,
+    NAIVE_DAILY,
+    NAIVE_WEEKLY,
+    ForecastConfig,
+    ForecastResult,
+    forecast,
+    seasonal_naive,
+)
+from tasks.traffic_data import TrafficSeries, load_traffic_csv
+
+FAST = ForecastConfig(boosting_rounds=60)
+
+
+def _shape(index: pd.DatetimeIndex, working: np.ndarray | None = None) -> np.ndarray:
+    """Commuter profile: morning and evening peaks on working days, one flat midday hump otherwise."""
+    hour = (index.hour + index.minute / 60).to_numpy()
+    weekday = index.dayofweek.to_numpy() < 5 if working is None else working
+    peaks = 900 * np.exp(-((hour - 8) ** 2) / 2) + 800 * np.exp(-((hour - 17.5) ** 2) / 3)
+    hump = 500 * np.exp(-((hour - 14) ** 2) / 12)
+    return 80 + np.where(weekday, peaks + 200 * np.exp(-((hour - 12.5) ** 2) / 8), hump)
+
+
+def _series(
+    days: int,
+    freq: str = "1h",
+    n_series: int = 2,
+    noise: float = 0.08,
+    seed: int = 0,
+    start: str = "2024-04-29",
+) -> tuple[TrafficSeries, pd.DataFrame]:
+    """Observed series plus one day of noise-free truth after it; each road has its own level."""
+    rng = np.random.default_rng(seed)
+    steps = int(pd.Timedelta(days=days + 1) / pd.Timedelta(freq))
+    index = pd.date_range(start, periods=steps, freq=freq, name="time")
+    levels = np.linspace(1.0, 3.0, n_series)
+    clean = _shape(index)[:, None] * levels
+    noisy = clean * rng.lognormal(0.0, noise, clean.shape)
+    columns = [f"road_{i}" for i in range(n_series)]
+    observed = int(pd.Timedelta(days=days) / pd.Timedelta(freq))
+    frame = pd.DataFrame(noisy[:observed], index=index[:observed], columns=columns)
+    frame.index.freq = pd.tseries.frequencies.to_offset(freq)
+    truth = pd.DataFrame(noisy[observed:], index=index[observed:], columns=columns)
+    series = TrafficSeries(frame=frame, time_column="time", interval=pd.Timedelta(freq))
+    return series, truth
+
+
+@pytest.fixture(scope="module")
+def hourly() -> tuple[TrafficSeries, pd.DataFrame, ForecastResult, list[tuple[float, str]]]:
+    series, truth = _series(days=35, n_series=6, seed=1)
+    calls: list[tuple[float, str]] = []
+    result = forecast(series, FAST, progress=lambda f, s: calls.append((f, s)))
+    return series, truth, result, calls
+
+
+def test_outputs_look_like_the_upload(hourly: tuple) -> None:
+    series, _, result, _ = hourly
+    assert list(result.point.columns) == ["time", *series.columns]
+    assert len(result.point) == 24
+    assert result.point["time"].iloc[0] == "2024-06-03 00:00:00"
+    assert list(result.bounds.columns[1:3]) == ["road_0_lower", "road_0_upper"]
+    assert list(result.combined().columns[:4]) == ["time", "road_0", "road_0_lower", "road_0_upper"]
+    assert result.point.drop(columns="time").notna().all().all()
+
+
+def test_bands_are_ordered_and_non_negative(hourly: tuple) -> None:
+    _, _, result, _ = hourly
+    point = result.point.drop(columns="time").to_numpy()
+    lower = result.bounds.filter(like="_lower").to_numpy()
+    upper = result.bounds.filter(like="_upper").to_numpy()
+    assert (lower >= 0).all()
+    assert (lower <= point).all() and (point <= upper).all()
+    assert (upper > lower).mean() > 0.95
+
+
+def test_model_learns_the_pattern_and_beats_the_naives(hourly: tuple) -> None:
+    series, truth, result, _ = hourly
+    point = result.point.drop(columns="time").to_numpy()
+    naive = seasonal_naive(series, series.steps_per_week, 24).to_numpy()
+    model_error = np.abs(point - truth.to_numpy()).mean()
+    naive_error = np.abs(naive - truth.to_numpy()).mean()
+    assert model_error < 0.9 * naive_error
+    assert all(m["method"] != NAIVE_DAILY for m in result.metrics.values())
+
+
+def test_eighty_percent_bands_cover_about_eighty_percent(hourly: tuple) -> None:
+    _, truth, result, _ = hourly
+    lower = result.bounds.filter(like="_lower").to_numpy()
+    upper = result.bounds.filter(like="_upper").to_numpy()
+    inside = (truth.to_numpy() >= lower) & (truth.to_numpy() <= upper)
+    assert 0.68 <= inside.mean() <= 0.92, inside.mean()
+
+
+def test_chosen_method_never_worse_than_a_naive_in_backtest(hourly: tuple) -> None:
+    _, _, result, _ = hourly
+    for metrics in result.metrics.values():
+        naive_best = min(metrics["candidates"][m]["mae"] for m in (NAIVE_WEEKLY, NAIVE_DAILY))
+        assert metrics["mae"] <= naive_best
+        assert metrics["mase"] > 0 and 0 < metrics["wape"] < 1
+
+
+def test_metrics_are_plain_json(hourly: tuple) -> None:
+    _, _, result, _ = hourly
+    decoded = json.loads(json.dumps(result.metrics))
+    assert decoded == result.metrics
+    assert json.loads(json.dumps(result.info))["horizon"] == 24
+
+
+def test_progress_runs_from_zero_to_one(hourly: tuple) -> None:
+    *_, calls = hourly
+    fractions = [f for f, _ in calls]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert fractions == sorted(fractions)
+    assert {"backtest fit", "final fit"} <= {s for _, s in calls}
+
+
+def test_short_history_gets_the_naive_forecast() -> None:
+    series, _ = _series(days=10, n_series=1)
+    result = forecast(series, ForecastConfig(holiday_country=None, boosting_rounds=60))
+    assert result.metrics["road_0"]["method"] in (NAIVE_WEEKLY, NAIVE_DAILY)
+    assert MODEL not in result.metrics["road_0"]["candidates"]
+    assert result.info["fit_seconds"] == 0
+
+
+def test_late_starting_road_gets_naive_while_the_others_may_use_the_model() -> None:
+    series, _ = _series(days=35, n_series=2, seed=3)
+    frame = series.frame.copy()
+    frame.iloc[: 24 * 25, 1] = np.nan
+    result = forecast(TrafficSeries(frame=frame, time_column="time", interval=series.interval), FAST)
+    assert result.metrics["road_1"]["method"] in (NAIVE_WEEKLY, NAIVE_DAILY)
+    assert result.metrics["road_1"]["history_steps"] == 24 * 10
+    assert MODEL in result.metrics["road_0"]["candidates"]
+
+
+def test_five_minute_series_with_gaps() -> None:
+    series, truth = _series(days=16, freq="5min", n_series=1, noise=0.05, seed=2)
+    frame = series.frame.copy()
+    frame.iloc[-600:-500] = np.nan
+    frame.iloc[-2016 - 50 : -2016 + 50] = np.nan
+    gappy = TrafficSeries(frame=frame, time_column="time", interval=series.interval)
+    result = forecast(gappy, ForecastConfig(holiday_country=None, boosting_rounds=60))
+    assert len(result.point) == 288
+    point = result.point["road_0"].to_numpy()
+    assert np.isfinite(point).all()
+    assert np.abs(point - truth["road_0"].to_numpy()).mean() < 0.2 * truth["road_0"].mean()
+
+
+def test_horizon_longer_than_a_day() -> None:
+    series, _ = _series(days=21, n_series=1)
+    result = forecast(series, ForecastConfig(horizon=60, holiday_country=None, boosting_rounds=60))
+    assert len(result.point) == len(result.bounds) == 60
+    assert result.point["road_0"].notna().all()
+
+
+@pytest.fixture(scope="module")
+def chinese_year() -> pd.Series:
+    """Hourly flow through 2024 following China's calendar: holidays at a third of the weekend flow,
+    make-up workdays (调休 Sundays/Saturdays) with weekday traffic."""
+    calendar = holidays.country_holidays("CN", years=2024)
+    index = pd.date_range("2024-01-01", "2024-10-01 23:00", freq="h", name="time")
+    dates = index.normalize()
+    holiday = dates.isin(pd.DatetimeIndex(list(calendar)))
+    makeup = dates.isin(pd.DatetimeIndex(list(calendar.weekend_workdays)))
+    working = ~holiday & ((index.dayofweek < 5) | makeup)
+    rng = np.random.default_rng(5)
+    values = _shape(index, working) * np.where(holiday, 0.35, 1.0) * rng.lognormal(0, 0.05, len(index))
+    return pd.Series(values, index=index, name="road")
+
+
+def _forecast_day(flow: pd.Series, day: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Model and weekly-naive forecasts for `day` from everything before it, plus the truth."""
+    start = pd.Timestamp(day)
+    observed = flow[: start - pd.Timedelta(hours=1)].to_frame().asfreq("h")
+    series = TrafficSeries(frame=observed, time_column="time", interval=pd.Timedelta(hours=1))
+    result = forecast(series, ForecastConfig(holiday_country="CN", boosting_rounds=60))
+    naive = seasonal_naive(series, 168, 24)["road"].to_numpy()
+    truth = flow[start : start + pd.Timedelta(hours=23)].to_numpy()
+    return result.point["road"].to_numpy(), naive, truth, result.metrics["road"]["method"]
+
+
+def test_national_day_dip_is_learned_from_earlier_holidays(chinese_year: pd.Series) -> None:
+    point, naive, truth, method = _forecast_day(chinese_year, "2024-10-01")
+    assert method in (MODEL, "blend")
+    assert np.abs(point - truth).mean() < 0.5 * np.abs(naive - truth).mean()
+
+
+def test_make_up_workday_gets_weekday_traffic(chinese_year: pd.Series) -> None:
+    point, naive, truth, method = _forecast_day(chinese_year, "2024-09-29")
+    assert method in (MODEL, "blend")
+    assert np.abs(point - truth).mean() < 0.5 * np.abs(naive - truth).mean()
+
+
+def test_fit_leaves_thread_settings_as_they_were() -> None:
+    before = os.environ.get("OMP_NUM_THREADS")
+    series, _ = _series(days=15, n_series=1)
+    forecast(series, ForecastConfig(holiday_country=None, boosting_rounds=60))
+    assert os.environ.get("OMP_NUM_THREADS") == before
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"horizon": 0}, {"interval_level": 1.0}, {"interval_level": 0.0}, {"holiday_country": "XX"}],
+)
+def test_invalid_config_is_refused(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        ForecastConfig(**kwargs)
+
+
+def test_upload_to_forecast_keeps_column_names_and_time_style() -> None:
+    series, _ = _series(days=9, n_series=2)
+    frame = series.frame.rename(columns={"road_0": "路口A", "road_1": "路口B"}).rename_axis("时间")
+    frame.index = frame.index.strftime("%Y/%-m/%-d %-H:%M")
+    upload = load_traffic_csv(frame.to_csv().encode("gb18030"))
+    result = forecast(upload, ForecastConfig(holiday_country=None, boosting_rounds=60))
+    assert list(result.point.columns) == ["时间", "路口A", "路口B"]
+    assert result.point["时间"].iloc[0] == "2024/5/8 0:00"
+    assert list(result.bounds.columns) == ["时间", "路口A_lower", "路口A_upper", "路口B_lower", "路口B_upper"]
+
+
+def test_sensor_silent_during_the_backtest_still_gets_bands() -> None:
+    series, _ = _series(days=20, n_series=2, seed=4)
+    frame = series.frame.copy()
+    frame.iloc[-24 * 7 :, 1] = np.nan
+    result = forecast(TrafficSeries(frame=frame, time_column="time", interval=series.interval), FAST)
+    assert result.metrics["road_1"]["mae"] is None
+    width = result.bounds["road_1_upper"] - result.bounds["road_1_lower"]
+    assert (width > 0).all()
+    assert result.point["road_1"].notna().all()

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Bridge port.")
     prefect_host: str = Field("127.0.0.1", description="Embedded Prefect server address.")
     prefect_port: int = Field(4200, description="Embedded Prefect server (API and UI) port.")
+    prefect_database_url: str | None = Field(
+        None,
+        description="Database of the embedded Prefect server (default SQLite in <data_dir>/prefect); "
+        "postgresql://… for concurrent load, where SQLite's single writer makes API calls wait.",
+    )
     runner_limit: int = Field(
         default_factory=lambda: max(2, os.cpu_count() or 2),
         description="Flow runs the embedded runner executes at once (near the core count).",
@@ -203,6 +208,17 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'flowbridge.db'}"
+
+    @property
+    def effective_prefect_database_url(self) -> str:
+        """The Prefect server's async SQLAlchemy URL (asyncpg / aiosqlite drivers filled in)."""
+        url = self.prefect_database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'prefect' / 'prefect.db'}"
+        for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("sqlite://", "sqlite+aiosqlite://")):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
 
     @property
     def effective_prefect_api_url(self) -> str:

@@ -74,7 +74,7 @@ class EmbeddedStack:
                 "PREFECT_HOME": str(prefect_home),
                 "PREFECT_API_URL": self.prefect_api_url,
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}",
+                "PREFECT_API_DATABASE_CONNECTION_URL": s.effective_prefect_database_url,
                 "PREFECT_UI_API_URL": self.prefect_api_url,
                 "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
                 "FLOWBRIDGE_DATA_DIR": str(s.data_dir),

@@ -84,7 +84,12 @@ class TestStack:
     ):
         self.tmp = Path(tempfile.mkdtemp(prefix="flowbridge-stack-"))
         self.database_url = create_database() if postgres else f"sqlite:///{self.tmp / 'meta.db'}"
-        self.settings = stack_settings(self.tmp / "data", self.database_url, **overrides)
+        # three test workers and four flow runs at once are more writers than SQLite serves without
+        # making API calls wait (see the README's known limits); postgres=False keeps the SQLite default
+        self.prefect_database_url = create_database("flowbridge_prefect") if postgres else None
+        self.settings = stack_settings(
+            self.tmp / "data", self.database_url, prefect_database_url=self.prefect_database_url, **overrides
+        )
         self.stack = EmbeddedStack(self.settings, log_dir=self.tmp / "logs", extra_env=extra_env or {})
 
     def start(self) -> StackInfo:
@@ -113,8 +118,9 @@ class TestStack:
 
     def stop(self) -> None:
         self.stack.stop()
-        if self.database_url.startswith("postgresql"):
-            drop_database(self.database_url)
+        for url in (self.database_url, self.prefect_database_url):
+            if url and url.startswith("postgresql"):
+                drop_database(url)
         if not os.environ.get("FLOWBRIDGE_TEST_KEEP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -198,8 +198,9 @@ def run_dataflow(
             raise DataflowError(f"dataflow {dataflow_id}: {exc}") from None
         raise
     finally:
-        # the step logs are shipped, the lineage written and the last progress sent side by side; the
-        # run ends when all three are done, so a client told "completed" finds every step's log lines
+        # the step logs are shipped, the lineage written and the last progress sent side by side (each
+        # mostly waits on a server); the run ends when all are done, so a client told "completed" finds
+        # every step's log lines and the run in the lineage graph
         logs_sent = _in_background(flush_run_logs) if not ancestry else None
         event_sent = (
             _in_background(
@@ -218,25 +219,24 @@ def run_dataflow(
             if lineage_url
             else None
         )
-        graph_ready.result().record_run(
-            RunRecord(
-                run_id=run_id,
-                dataflow_id=dataflow_id,
-                status=status,
-                rows_read=stats["rows_read"],
-                rows_written=stats["rows_written"],
-                started_at=started,
-                ended_at=_now(),
-                error=error,
-                reads=tuple(reads),
-                writes=tuple(writes),
-            )
+        run_record = RunRecord(
+            run_id=run_id,
+            dataflow_id=dataflow_id,
+            status=status,
+            rows_read=stats["rows_read"],
+            rows_written=stats["rows_written"],
+            started_at=started,
+            ended_at=_now(),
+            error=error,
+            reads=tuple(reads),
+            writes=tuple(writes),
         )
+        lineage_written = _in_background(lambda: graph_ready.result().record_run(run_record))
         if progress is not None:
             progress.close()
-        for sent in (logs_sent, event_sent):
+        for sent in (logs_sent, event_sent, lineage_written):
             if sent is not None:
-                sent.result()
+                sent.result()  # a lineage write that failed fails the run, as before
 
 
 def _pipeline(
@@ -248,9 +248,10 @@ def _pipeline(
     claimed: Callable[[], None],
 ) -> dict[str, Any]:
     progress.stage("source", "reading the source")
-    frame = source_task(pipeline.source, variables)
-    reads.extend(frame.datasets)
-    data = frame.data
+    source = source_task(pipeline.source, variables)
+    reads.extend(source.datasets)
+    data = source.data
+    del source  # hold one frame at a time, as a script would: a step's input is freed once it is done
     rows_read = len(data)
     for index, step in enumerate(pipeline.transforms):
         name = _step_name(index, step.type)
@@ -263,7 +264,9 @@ def _pipeline(
             reads.extend(other.datasets)
             rows_read += len(other.data)
             joined = other.data
+            del other
         data = transform_task.with_options(name=name, task_run_name=name)(data, step, variables, joined)
+        joined = None
     claimed()  # nothing is written before this run holds the dataflow
     progress.stage("target", f"writing {len(data)} rows")
     rows_written, dataset = target_task(data, pipeline.target, variables)

@@ -95,6 +95,22 @@ def wait_final(api: httpx.Client, task_id: int, timeout: float = 240) -> tuple[d
     raise AssertionError(f"task {task_id} still {seen[-1:]} after {timeout} s")
 
 
+def subflow_states(parent_id: str, until_final: float) -> list[str]:
+    """The state types of a run's subflows, waiting up to `until_final` s for all to be final."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    final = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+    deadline = time.monotonic() + until_final
+    while True:
+        children = get_gateway().client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id]))
+        )
+        states = sorted(c.state.type.value for c in children if c.state)
+        if set(states) <= final or time.monotonic() > deadline:
+            return states
+        time.sleep(0.5)
+
+
 def flow_run_id(task_id: int) -> str:
     with session_scope() as session:
         row = session.get(OfflineTask, task_id)
@@ -299,7 +315,11 @@ def test_cancel_stops_a_long_task(api: httpx.Client, services: ServicesInfo, buc
     while api.get("/api/algorithm/task/get", params={"taskId": task_id}).json()["status"] != "RUNNING":
         assert time.monotonic() < deadline, "the task never started"
         time.sleep(0.3)
-    time.sleep(3)  # well inside the forecast, which takes ~50 s on this input
+    parent = flow_run_id(task_id)
+    while "RUNNING" not in subflow_states(parent, until_final=0):  # the forecast (~50 s here) has begun
+        assert time.monotonic() < deadline, "the forecast subflow never started"
+        time.sleep(0.3)
+    time.sleep(1)
     cancelled = api.post("/api/algorithm/task/cancel", params={"taskId": task_id})
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "ERROR" and "cancelled" in cancelled.json()["message"]
@@ -311,6 +331,9 @@ def test_cancel_stops_a_long_task(api: httpx.Client, services: ServicesInfo, buc
         answer = api.get("/api/algorithm/task/get", params={"taskId": task_id}).json()
     assert answer["status"] == "ERROR" and answer["message"].startswith("cancelled"), answer
     assert TIME.match(answer["finishTime"])
+    # the forecast subflow died with the process: Prefect's cancellation-cleanup service (20 s loop)
+    # cancels it too, so it does not stay Running until a heartbeat timeout
+    assert subflow_states(parent, until_final=45) == ["CANCELLED"]
     # the work really stopped: nothing is ever written to the output, even after the forecast would end
     time.sleep(8)
     assert not s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents")

@@ -212,13 +212,18 @@ class Settings(BaseSettings):
     @property
     def effective_prefect_database_url(self) -> str:
         """The Prefect server's async SQLAlchemy URL (asyncpg / aiosqlite drivers filled in)."""
-        url = self.prefect_database_url
-        if not url:
+        from sqlalchemy.engine import make_url
+
+        if not self.prefect_database_url:
             return f"sqlite+aiosqlite:///{self.data_dir / 'prefect' / 'prefect.db'}"
-        for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("sqlite://", "sqlite+aiosqlite://")):
-            if url.startswith(plain):
-                return driver + url[len(plain) :]
-        return url
+        parsed = make_url(self.prefect_database_url)
+        async_drivers = {
+            "postgresql": "postgresql+asyncpg",
+            "postgres": "postgresql+asyncpg",
+            "sqlite": "sqlite+aiosqlite",
+        }
+        driver = async_drivers.get(parsed.get_backend_name())
+        return (parsed.set(drivername=driver) if driver else parsed).render_as_string(hide_password=False)
 
     @property
     def effective_prefect_api_url(self) -> str:

@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from api_bridge.jobs import get_gateway
+from api_bridge.jobs import JobState, get_gateway
 from flowbridge.stack import free_port
 from storage.metadata import session_scope
 from storage.models.offline import OfflineTask
@@ -99,14 +99,13 @@ def subflow_states(parent_id: str, until_final: float) -> list[str]:
     """The state types of a run's subflows, waiting up to `until_final` s for all to be final."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
-    final = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
     deadline = time.monotonic() + until_final
     while True:
         children = get_gateway().client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id]))
         )
         states = sorted(c.state.type.value for c in children if c.state)
-        if set(states) <= final or time.monotonic() > deadline:
+        if all(JobState(s).is_final for s in states) or time.monotonic() > deadline:
             return states
         time.sleep(0.5)
 

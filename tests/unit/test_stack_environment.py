@@ -31,5 +31,8 @@ def test_a_plain_postgresql_url_gets_prefects_async_driver(tmp_path: Path) -> No
     assert env["PREFECT_API_DATABASE_CONNECTION_URL"] == "postgresql+asyncpg://u@db:5432/prefect"
     explicit = Settings(data_dir=tmp_path, prefect_database_url="postgresql+asyncpg://u@db/prefect")
     assert explicit.effective_prefect_database_url == "postgresql+asyncpg://u@db/prefect"
+    # the metadata DB's sync driver, copied over by mistake, is swapped for the one Prefect needs
+    copied = Settings(data_dir=tmp_path, prefect_database_url="postgresql+psycopg://u:p@db/prefect")
+    assert copied.effective_prefect_database_url == "postgresql+asyncpg://u:p@db/prefect"
     # the metadata DB is a different setting and is left alone
     assert env["FLOWBRIDGE_DATABASE_URL"] == "sqlite:///meta.db"

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,22 +50,22 @@ class MrmsTrainingParams(BaseModel):
 
 
 @task(name="train_worker", cache_policy=NO_CACHE)
-def train_worker(
-    learn_hist_no: str, run_id: str, progress: Progress | None = None
-) -> dict[str, Any]:
-    """Worker "0": load, train step by step recording every step, export the model beside the run.
+def train_worker(learn_hist_no: str, run_id: str, progress: Progress | None = None) -> dict[str, Any]:
+    """Worker "0": report status 5, load, train step by step recording every step, export the model
+    beside the run.
 
     Not retried: a second attempt would re-record steps an external reader has already seen.
     """
     logger = get_run_logger()
-    hist = records.learn_hist(learn_hist_no)
-    project = records.project_for_training(hist["project_id"])
+    job = records.begin_training(learn_hist_no, task_idx=WORKER_IDX, when=datetime.now(UTC))
+    hist, project, dataset = job.hist, job.project, job.dataset
     algorithm = REGISTRY.get(hist["alg_id"] or "")
     if algorithm is None:
         raise TrainingError(f"algorithm {hist['alg_id']!r} is not in flowbridge's registry")
     if not project["dataset_id"]:
         raise TrainingError(f"project {hist['project_id']!r} has no dataset_id")
-    dataset = records.get_dataset(project["dataset_id"])
+    if dataset is None:
+        raise TrainingError(f"dataset {project['dataset_id']!r} of project {hist['project_id']!r} not found")
     config, hyper = split_params(hist["params"], default_config())
     storage = get_storage()
     with threadpool_limits(limits=1):
@@ -205,15 +206,19 @@ def _mark_failed(_flow: Any, run: Any, state: Any) -> None:
         records.close_lost_run(hist_no, state.name, state.message, datetime.now(UTC))
 
 
-@flow(name="mrms-training", on_crashed=[_mark_failed], on_cancellation=[_mark_failed])
+@flow(
+    name="mrms-training",
+    on_failure=[_mark_failed],
+    on_crashed=[_mark_failed],
+    on_cancellation=[_mark_failed],
+)
 def mrms_training(learn_hist_no: str) -> dict[str, Any]:
     params = MrmsTrainingParams(learn_hist_no=learn_hist_no)
+    hist_no = params.learn_hist_no
     run_id = str(flow_run.get_id())
     progress = Progress(STAGES, min_interval=2.0, background=True)  # no round trip on the training path
     try:
         progress.stage("prepare", "reading the dataset")
-        hist_no = params.learn_hist_no
-        _report_state(hist_no, LearnStatus.RUNNING, NO_MESSAGE, TimeType.START)
         try:
             summary = train_worker(hist_no, run_id, progress)
         except Exception as exc:
@@ -221,11 +226,12 @@ def mrms_training(learn_hist_no: str) -> dict[str, Any]:
             flush_run_logs()  # a client seeing status 6 or 7 finds every step's line
             _report_state(hist_no, LearnStatus.ERROR, message, TimeType.END)
             raise
-        progress.stage("export", "model exported")
-        get_storage().write_summary(run_id, {"learn_hist_no": hist_no, **summary})
-        flush_run_logs()
+        progress.finish("trained")  # sent in the background while the logs and the summary go out
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            flushed = pool.submit(flush_run_logs)
+            get_storage().write_summary(run_id, {"learn_hist_no": hist_no, **summary})
+            flushed.result()
         _report_state(hist_no, LearnStatus.DONE, NO_MESSAGE, TimeType.END)
-        progress.finish("trained")
     finally:
         progress.close()
     return summary

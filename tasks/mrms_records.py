@@ -222,15 +222,18 @@ def dataset_exists(dataset_id: str) -> bool:
 
 def get_dataset(dataset_id: str) -> dict[str, Any]:
     with session_scope() as session:
-        row = _get(session, MrmsDataset, dataset_id, "dataset")
-        return {
-            "dataset_id": row.dataset_id,
-            "path": row.path,
-            "file_format": row.file_format,
-            "target": row.target,
-            "time_column": row.time_column,
-            "columns": list(row.columns),
-        }
+        return _dataset_dict(_get(session, MrmsDataset, dataset_id, "dataset"))
+
+
+def _dataset_dict(row: MrmsDataset) -> dict[str, Any]:
+    return {
+        "dataset_id": row.dataset_id,
+        "path": row.path,
+        "file_format": row.file_format,
+        "target": row.target,
+        "time_column": row.time_column,
+        "columns": list(row.columns),
+    }
 
 
 def create_param_set(param_id: str, params: dict[str, Any], alg_id: str | None = None) -> None:
@@ -369,12 +372,15 @@ def project_info(project_id: str | None = None) -> list[dict[str, Any]]:
 
 def project_for_training(project_id: str) -> dict[str, Any]:
     with session_scope() as session:
-        project = _get(session, MrmsProject, project_id, "project")
-        return {
-            "purpose": project.project_purpose_cd,
-            "dataset_id": project.dataset_id,
-            "early_stop": EarlyStop.parse(project.early_stop_param),
-        }
+        return _training_project(_get(session, MrmsProject, project_id, "project"))
+
+
+def _training_project(project: MrmsProject) -> dict[str, Any]:
+    return {
+        "purpose": project.project_purpose_cd,
+        "dataset_id": project.dataset_id,
+        "early_stop": EarlyStop.parse(project.early_stop_param),
+    }
 
 
 # --- learning histories -----------------------------------------------------------------------------
@@ -423,18 +429,46 @@ def attach_training_run(learn_hist_no: str, run_id: str) -> None:
 def learn_hist(learn_hist_no: str) -> dict[str, Any]:
     """What the training flow needs to know about its history."""
     with session_scope() as session:
+        return _hist_dict(_get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no"))
+
+
+def _hist_dict(hist: MrmsLearnHist) -> dict[str, Any]:
+    return {
+        "learn_hist_no": hist.learn_hist_no,
+        "project_id": hist.project_id,
+        "alg_id": hist.alg_id,
+        "params": dict(hist.params or {}),
+        "trainer": hist.trainer,
+        "flow_run_id": hist.flow_run_id,
+        "model_path": hist.model_path,
+        "model_sha256": hist.model_sha256,
+        "learn_sttus_cd": hist.learn_sttus_cd,
+    }
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything a training run reads before its first step: history, project, and dataset (None when
+    the project names none)."""
+
+    hist: dict[str, Any]
+    project: dict[str, Any]
+    dataset: dict[str, Any] | None
+
+
+def begin_training(learn_hist_no: str, *, task_idx: str, when: datetime) -> TrainingJob:
+    """Worker `task_idx` starts: status 5 and start time `when` (what an external worker's
+    update_learn_status and update_time leave), and what it needs to train, in one transaction, so a
+    run's first database round trip is also its only one before training."""
+    with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
-        return {
-            "learn_hist_no": hist.learn_hist_no,
-            "project_id": hist.project_id,
-            "alg_id": hist.alg_id,
-            "params": dict(hist.params or {}),
-            "trainer": hist.trainer,
-            "flow_run_id": hist.flow_run_id,
-            "model_path": hist.model_path,
-            "model_sha256": hist.model_sha256,
-            "learn_sttus_cd": hist.learn_sttus_cd,
-        }
+        project = _get(session, MrmsProject, hist.project_id, "project")
+        dataset = session.get(MrmsDataset, project.dataset_id) if project.dataset_id else None
+        _set_status(hist, LearnStatus.RUNNING, NO_MESSAGE, task_idx)
+        _set_time(hist, TimeType.START, when)
+        return TrainingJob(
+            _hist_dict(hist), _training_project(project), _dataset_dict(dataset) if dataset else None
+        )
 
 
 def learn_status(learn_hist_no: str) -> LearnStatus:
@@ -582,9 +616,7 @@ def update_time(learn_hist_no: str, kind: TimeType, when: datetime) -> None:
         _set_time(_get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no"), kind, when)
 
 
-def finish_training(
-    learn_hist_no: str, *, model_path: str, model_sha256: str, stopped_early: bool
-) -> None:
+def finish_training(learn_hist_no: str, *, model_path: str, model_sha256: str, stopped_early: bool) -> None:
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
         hist.model_path = model_path

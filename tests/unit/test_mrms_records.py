@@ -192,6 +192,45 @@ def test_batched_steps_leave_the_rows_of_three_calls_per_step(database: str) -> 
         records.record_steps("h9", steps)
 
 
+def test_begin_training_reports_status_5_and_reads_the_job_in_one_call(database: str) -> None:
+    records.create_dataset(
+        dataset_id="d1",
+        path="datasets/d1.csv",
+        file_format="csv",
+        original_name="d1.csv",
+        target="label",
+        time_column=None,
+        size_bytes=10,
+        columns=["x", "label"],
+    )
+    _project()
+    _hist("h1")
+    records.update_learn_status("h1", LearnStatus.ERROR, "left over", task_idx="3")
+    started = datetime(2026, 11, 23, 9, 30, 5, tzinfo=UTC)
+    job = records.begin_training("h1", task_idx="0", when=started)
+    assert job.hist["alg_id"] == "x" and job.hist["project_id"] == "p1"
+    assert job.project["purpose"] == Purpose.CLASSIFICATION.value and job.project["dataset_id"] == "d1"
+    assert job.dataset is not None and job.dataset["target"] == "label"
+    model = records.models_info("p1", "h1")[0]
+    assert model["learn_sttus_cd"] == LearnStatus.RUNNING.value
+    assert model["task_idx"] == "0" and model["start_time"] == "20261123093005"
+    assert model["message"] == records.NO_MESSAGE
+    records.create_project(  # a project naming a dataset that is gone: the run fails on None, not here
+        project_id="p3",
+        purpose=Purpose.CLASSIFICATION,
+        dataset_id="gone",
+        status=ProjectStatus.UPLOAD_WAITING,
+        start_time=None,
+        modeling_mode=ModelingMode.BASIC,
+        early_stop=EarlyStop(),
+        tags=[],
+    )
+    _hist("h3", "p3")
+    assert records.begin_training("h3", task_idx="0", when=started).dataset is None
+    with pytest.raises(NotFound):
+        records.begin_training("h9", task_idx="0", when=started)
+
+
 def test_one_selected_model_per_project(database: str) -> None:
     _project()
     _project("p2")

@@ -11,11 +11,10 @@ export any trainer must do (the "fit only" column still shows read + preprocess 
 The flow run is a real `mrms_training` run of the embedded stack's runner, started by
 /mrms/insert_learn_hist: on top of that work it records results, eps and CPU through the metadata DB,
 logs, updates its progress artifact and runs under Prefect's flow and task engine. Overhead = flow run
-time (Prefect start to end) / bare trainer time - 1; the goal is under 15 % at 100k rows.
-Prefect alone (the bare
-trainer as the one task of a minimal flow, fresh process, same server) shows what Prefect itself adds
-before any of flowbridge's bookkeeping; the per-pair overhead (each run against the bare run just
-before it) is less sensitive to the shared machine's drift than the ratio of medians. End-to-end
+time (Prefect start to end) / bare trainer time - 1; the goal is under 15 % at 100k rows. Prefect
+alone (the bare trainer as the one task of a minimal flow, fresh process, same server) shows what
+Prefect itself adds before any of flowbridge's bookkeeping; the per-pair overhead (each run against the
+bare run just before it) is less sensitive to the shared machine's drift than the ratio of medians. End-to-end
 (the HTTP insert until get_sttus_cd answers 6, including the runner's poll and process start) is shown
 as well. Bare and flow runs alternate and the medians are reported, since the 2-core machine is shared.
 
@@ -89,32 +88,23 @@ def bare_fit(csv: bytes, alg_id: str, hyper: dict, steps: int) -> tuple[float, f
     return total - scoring, total
 
 
-def bare_fresh(csv_path: Path, alg_id: str, steps: int) -> tuple[float, float]:
-    """`bare_fit` once in a new process that first imports what the runner's flow-run process imports
-    before the run goes RUNNING (flows.mrms_training): the same first-call costs the flow run pays."""
+def in_fresh_process(mode: str, csv_path: Path, alg_id: str, steps: int) -> tuple[float, float]:
+    """The two numbers `--bare` or `--prefect-alone` prints, from a new process that first imports what
+    the runner's flow-run process imports before the run goes RUNNING (flows.mrms_training): the same
+    first-call costs the flow run pays.
+
+    --bare: (fit only, bare trainer) seconds of `bare_fit`. --prefect-alone: (flow run seconds, bare
+    trainer seconds inside it) of the bare trainer as the one task of a minimal flow on the same server,
+    i.e. what Prefect alone adds to this work (its flow and task engine, background services, the server
+    sharing the machine) before any of flowbridge's bookkeeping."""
     out = subprocess.run(
-        [sys.executable, __file__, "--bare", str(csv_path), alg_id, str(steps)],
+        [sys.executable, __file__, mode, str(csv_path), alg_id, str(steps)],
         check=True,
         capture_output=True,
         text=True,
     )
-    fit_seconds, bare_seconds = out.stdout.strip().splitlines()[-1].split()
-    return float(fit_seconds), float(bare_seconds)
-
-
-def prefect_alone(csv_path: Path, alg_id: str, steps: int) -> tuple[float, float]:
-    """(flow run seconds, bare trainer seconds inside it) of the bare trainer as the one task of a minimal
-    flow, in a fresh process like `bare_fresh`, on the same server: what Prefect alone adds to this
-    work (its flow and task engine, background services, the server sharing the machine), before any
-    of flowbridge's bookkeeping."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--prefect-alone", str(csv_path), alg_id, str(steps)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    flow_seconds, bare_seconds = out.stdout.strip().splitlines()[-1].split()
-    return float(flow_seconds), float(bare_seconds)
+    first, second = out.stdout.strip().splitlines()[-1].split()
+    return float(first), float(second)
 
 
 def run_prefect_alone(csv: bytes, alg_id: str, steps: int) -> tuple[float, float]:
@@ -199,29 +189,24 @@ def main() -> None:
         )
         assert created.text == "1"
         for alg_id, hyper in ALGORITHMS.items():
-            runs: dict[str, list[float]] = {
-                k: [] for k in ("fit", "bare", "warm", "alone", "alone_inner", "flow", "e2e")
-            }
+            runs: dict[str, list[float]] = {}
             bare_fit(csv, alg_id, hyper, args.steps)  # warm-up of this process's repeats
             for _ in range(args.repeat):
-                fit_seconds, bare_seconds = bare_fresh(csv_path, alg_id, args.steps)
-                alone_seconds, alone_inner = prefect_alone(csv_path, alg_id, args.steps)
+                fit_seconds, bare_seconds = in_fresh_process("--bare", csv_path, alg_id, args.steps)
+                alone_seconds, alone_inner = in_fresh_process("--prefect-alone", csv_path, alg_id, args.steps)
                 flow_seconds, end_to_end = flow_run(client, project_id, alg_id, hyper, args.steps)
                 warm_seconds = bare_fit(csv, alg_id, hyper, args.steps)[1]
-                for key, value in zip(
-                    runs,
-                    (
-                        fit_seconds,
-                        bare_seconds,
-                        warm_seconds,
-                        alone_seconds,
-                        alone_inner,
-                        flow_seconds,
-                        end_to_end,
-                    ),
-                    strict=True,
-                ):
-                    runs[key].append(value)
+                sample = {
+                    "fit": fit_seconds,
+                    "bare": bare_seconds,
+                    "warm": warm_seconds,
+                    "alone": alone_seconds,
+                    "alone_inner": alone_inner,
+                    "flow": flow_seconds,
+                    "e2e": end_to_end,
+                }
+                for key, value in sample.items():
+                    runs.setdefault(key, []).append(value)
                 print(
                     f"  {alg_id}: bare trainer {bare_seconds:.2f}s Prefect alone {alone_seconds:.2f}s"
                     f" (trainer inside {alone_inner:.2f}s) flow {flow_seconds:.2f}s"

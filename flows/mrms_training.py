@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +39,7 @@ from tasks.mrms_training import (
     train_iteratively,
 )
 from tasks.progress import Progress
-from tasks.run_logs import flush_run_logs
+from tasks.run_logs import flush_run_logs, start_log_flush
 
 STAGES = ["prepare", "train", "export"]
 
@@ -227,10 +226,9 @@ def mrms_training(learn_hist_no: str) -> dict[str, Any]:
             _report_state(hist_no, LearnStatus.ERROR, message, TimeType.END)
             raise
         progress.finish("trained")  # sent in the background while the logs and the summary go out
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            flushed = pool.submit(flush_run_logs)
-            get_storage().write_summary(run_id, {"learn_hist_no": hist_no, **summary})
-            flushed.result()
+        logs_sent = start_log_flush()
+        get_storage().write_summary(run_id, {"learn_hist_no": hist_no, **summary})
+        logs_sent()
         _report_state(hist_no, LearnStatus.DONE, NO_MESSAGE, TimeType.END)
     finally:
         progress.close()

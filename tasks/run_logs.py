@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
+from collections.abc import Callable
 
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED
 
 
-def flush_run_logs(timeout: float = 5.0) -> None:
-    """Send the queued log lines now. Prefect's log worker ships them in batches every few hundred
-    milliseconds, so a client that sees "done" could otherwise read a log missing the last step's lines.
+def start_log_flush(timeout: float = 5.0) -> Callable[[], None]:
+    """Start sending the queued log lines now and return the wait for them (at most `timeout` seconds),
+    so the caller can do other work meanwhile. Prefect's log worker ships them in batches every few
+    hundred milliseconds, so a client that sees "done" could otherwise read a log missing the last
+    step's lines.
 
     Only the log worker is drained: `APILogWorker.drain_all` (what `APILogHandler.flush` calls) stops
     every Prefect queue service, the events worker too, which must then reconnect (a new API client and
-    websocket, about 0.1 s) to send the run's last task and flow events. Best effort and bounded: a
-    finished run never fails, or waits long, over its log shipping."""
+    websocket, about 0.1 s) to send the run's last task and flow events. Best effort: a finished run
+    never fails, or waits long, over its log shipping."""
     if not PREFECT_LOGGING_TO_API_ENABLED.value():
-        return
-    with contextlib.suppress(Exception):
+        return lambda: None
+    try:
         worker = APILogWorker.instance()
         drained = threading.Thread(target=worker.drain, name="flush-run-logs", daemon=True)
         drained.start()
-        drained.join(timeout)
+    except Exception:
+        return lambda: None
+    return lambda: drained.join(timeout)
+
+
+def flush_run_logs(timeout: float = 5.0) -> None:
+    """Send the queued log lines and wait for them (see `start_log_flush`)."""
+    start_log_flush(timeout)()

@@ -7,17 +7,14 @@ same metadata DB, so bridges and workers on other machines share it through the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.metadata import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from storage.models.types import UTCDateTime, utcnow
 
 
 class DataFlow(Base):
@@ -33,8 +30,8 @@ class DataFlow(Base):
     status: Mapped[str] = mapped_column(String(16), default="inactive")
     created_by: Mapped[str] = mapped_column(String(128), default="system")
     config: Mapped[Any] = mapped_column(JSON, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class DataFlowTag(Base):
@@ -45,7 +42,7 @@ class DataFlowTag(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class GraphNode(Base):

@@ -6,16 +6,13 @@ document lets a client set a free-text message and a priority on a task).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, String, Text
+from sqlalchemy import BigInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.metadata import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from storage.models.types import UTCDateTime, utcnow
 
 
 class GasfluxTask(Base):
@@ -28,5 +25,5 @@ class GasfluxTask(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     priority: Mapped[str] = mapped_column(String(8), default="normal")
     message: Mapped[str | None] = mapped_column(Text, nullable=True)  # set by PUT /task
-    message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    message_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.metadata import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from storage.models.types import UTCDateTime, utcnow
 
 
 class JobRun(Base):
@@ -31,4 +28,4 @@ class JobRun(Base):
     parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     job_type: Mapped[str] = mapped_column(String(64))
     flow_run_id: Mapped[str] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,13 +3,12 @@ samples. A learning history is also the record of the model it trains (alias, bo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -21,10 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.metadata import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from storage.models.types import UTCDateTime, utcnow
 
 
 class MrmsDataset(Base):
@@ -40,7 +36,7 @@ class MrmsDataset(Base):
     time_column: Mapped[str | None] = mapped_column(String(255), nullable=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     columns: Mapped[list[str]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MrmsParamSet(Base):
@@ -51,7 +47,7 @@ class MrmsParamSet(Base):
     param_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     alg_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MrmsProject(Base):
@@ -61,8 +57,8 @@ class MrmsProject(Base):
     project_purpose_cd: Mapped[str] = mapped_column(String(8))
     dataset_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(8))
-    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     modeling_mode: Mapped[str] = mapped_column(String(8))
     early_stop_param: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -70,7 +66,7 @@ class MrmsProject(Base):
     analysis_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     data_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MrmsLearnHist(Base):
@@ -91,8 +87,8 @@ class MrmsLearnHist(Base):
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     trainer: Mapped[str] = mapped_column(String(16))
     flow_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     eps: Mapped[float | None] = mapped_column(Float, nullable=True)
     cpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
     ml_result_json: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -102,7 +98,7 @@ class MrmsLearnHist(Base):
     select_yn: Mapped[str] = mapped_column(String(1), default="N")
     model_path: Mapped[str | None] = mapped_column(String(512), nullable=True)  # storage-relative
     model_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MrmsStepResult(Base):
@@ -121,7 +117,7 @@ class MrmsStepResult(Base):
     val_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
     val_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     result: Mapped[dict[str, Any]] = mapped_column(JSON)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class MrmsResourceSample(Base):
@@ -136,4 +132,4 @@ class MrmsResourceSample(Base):
     )
     eps: Mapped[float | None] = mapped_column(Float, nullable=True)
     cpu_percent: Mapped[float | None] = mapped_column(Float, nullable=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

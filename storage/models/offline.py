@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, update
+from sqlalchemy import JSON, Integer, String, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.metadata import Base, session_scope
-from storage.models.jobs import utcnow
+from storage.models.types import UTCDateTime, utcnow
 
 
 class OfflineTask(Base):
@@ -28,9 +28,9 @@ class OfflineTask(Base):
     input_info: Mapped[dict[str, Any]] = mapped_column(JSON)
     output_info: Mapped[dict[str, Any]] = mapped_column(JSON)
     secret_block: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 def request_cancel(task_id: int) -> None:

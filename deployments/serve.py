@@ -1,19 +1,30 @@
 """The embedded runner: one process serving every registered deployment.
 
 `prefect.yaml` declares the same deployments for a process work pool (docker-compose, more machines);
-here `serve` polls the API every `runner_poll_seconds` and runs up to `runner_limit` flow runs at once,
-each in a fresh subprocess, so a crashing job never takes the runner down.
+here one Prefect `Runner` runs up to `runner_limit` flow runs at once, each in a process of its own, so a
+crashing job never takes the runner down. Two things make a job start at once instead of seconds later:
+
+- warm start (`FLOWBRIDGE_WARM_START`, on by default): each run is forked from a template process that
+  imported every flow once (`deployments/warm_start.py`), instead of a fresh interpreter per run;
+- pickup on events: the runner subscribes to the Prefect server's event stream and polls for scheduled runs
+  as soon as one of its deployments gets a run (and whenever a slot frees up); the `runner_poll_seconds`
+  poll stays as the fallback, so a missed event costs at most one tick.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from typing import TYPE_CHECKING, Any
 
 from flowbridge.settings import get_settings
 
 from .automations import ensure_automations
 from .registry import DEPLOYMENT, JOB_TYPES
+
+if TYPE_CHECKING:
+    from prefect.runner import Runner
 
 log = logging.getLogger("flowbridge.runner")
 
@@ -29,27 +40,118 @@ def runner_environment() -> dict[str, str]:
 
 
 def build_deployments() -> list:
-    deployments = []
+    return [deployment for _flow, deployment in _flows_and_deployments()]
+
+
+def _flows_and_deployments() -> list[tuple[Any, Any]]:
+    pairs = []
     for job in JOB_TYPES.values():
         flow = job.load_flow()
-        deployments.append(
-            flow.to_deployment(
-                name=DEPLOYMENT,
-                description=job.description,
-                tags=["flowbridge", f"job:{job.name}", *job.tags],
-                interval=job.interval_seconds,
+        pairs.append(
+            (
+                flow,
+                flow.to_deployment(
+                    name=DEPLOYMENT,
+                    description=job.description,
+                    tags=["flowbridge", f"job:{job.name}", *job.tags],
+                    interval=job.interval_seconds,
+                ),
             )
         )
-    return deployments
+    return pairs
+
+
+WAKE_EVENTS = ("prefect.flow-run.Scheduled",)
+
+
+async def _wake_on_events(runner: Runner, wake: asyncio.Event) -> None:
+    """Set `wake` whenever the server announces a scheduled run of one of this runner's deployments."""
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    ours = {f"prefect.deployment.{d}" for d in runner._deployment_registry.get_deployment_ids()}
+    event_filter = EventFilter(event=EventNameFilter(name=list(WAKE_EVENTS)))
+    backoff = 1.0
+    while True:
+        try:
+            async with get_events_subscriber(filter=event_filter) as subscriber:
+                backoff = 1.0
+                async for event in subscriber:
+                    if any(related.id in ours for related in event.related):
+                        wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the poll keeps serving; say why pickup is slower until we reconnect
+            log.warning("runner event stream lost (%s); polling only, reconnecting in %.0f s", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+
+async def _poll_when_woken(runner: Runner, wake: asyncio.Event) -> None:
+    """One poll per wake-up; wake-ups that arrive during a poll coalesce into the next one."""
+    poller = runner._scheduled_run_poller
+    while True:
+        await wake.wait()
+        wake.clear()
+        try:
+            await poller._get_and_submit_flow_runs()
+        except Exception:
+            log.exception("poll on wake-up failed; the regular poll will pick the run up")
+
+
+def _wake_when_slot_frees(runner: Runner, wake: asyncio.Event) -> None:
+    """A run that finished frees a slot: look for runs that were skipped at capacity right away."""
+    limits = runner._limit_manager
+    release = limits.release
+
+    def release_and_wake(token: Any) -> None:
+        release(token)
+        wake.set()
+
+    limits.release = release_and_wake  # type: ignore[method-assign]
+
+
+async def _serve(pairs: list[tuple[Any, Any]], limit: int, warm: bool) -> None:
+    import anyio
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True, limit=limit)
+    for flow, deployment in pairs:
+        deployment_id = await runner.add_deployment(deployment)
+        if warm:
+            # a deployment with its flow in memory runs through DirectSubprocessStarter (the warm-start
+            # seam) instead of `python -m prefect.engine`, which re-imports everything per run
+            runner._deployment_registry.register_flow(deployment_id, flow)
+    wake = asyncio.Event()
+    async with anyio.create_task_group() as group:
+
+        async def pickup() -> None:
+            while not runner.started:
+                await asyncio.sleep(0.05)
+            _wake_when_slot_frees(runner, wake)
+            group.start_soon(_poll_when_woken, runner, wake)
+            await _wake_on_events(runner, wake)
+
+        group.start_soon(pickup)
+        await runner.start()
+        group.cancel_scope.cancel()
 
 
 def main() -> None:
     os.environ.update(runner_environment())
-    from prefect import serve
-
     settings = get_settings()
+    if settings.warm_start:
+        from deployments import warm_start
+
+        warm_start.install()
     ensure_automations(settings.zombie_after_seconds)
-    serve(*build_deployments(), limit=settings.runner_limit, print_starting_message=True)
+    pairs = _flows_and_deployments()
+    from prefect.exceptions import TerminationSignal
+
+    try:
+        asyncio.run(_serve(pairs, settings.runner_limit, settings.warm_start))
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        log.info("runner received %s, shutting down", type(exc).__name__)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,14 @@ class Settings(BaseSettings):
         default_factory=lambda: max(2, os.cpu_count() or 2),
         description="Flow runs the embedded runner executes at once (near the core count).",
     )
-    runner_poll_seconds: float = Field(1.0, description="How often the runner polls for scheduled runs.")
+    runner_poll_seconds: float = Field(
+        1.0, description="How often the runner polls for scheduled runs (the fallback of event pickup)."
+    )
+    warm_start: bool = Field(
+        True,
+        description="Fork each flow run from a template process that imported every flow once (off: a "
+        "fresh interpreter per run, Prefect's default).",
+    )
     bridge_workers: int = Field(1, description="Uvicorn worker processes of the bridge.")
     telemetry: bool = Field(
         False,

@@ -7,7 +7,9 @@ its process is killed).
 
 from __future__ import annotations
 
+import os
 import time
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -22,8 +24,17 @@ class ProbeParams(BaseModel):
     steps: int = Field(1, ge=1, le=1000, description="Progress updates to make.")
 
 
+def _process_facts() -> dict[str, Any]:
+    """Which process ran the job: the warm-start tests check it was forked from the template."""
+    return {
+        "pid": os.getpid(),
+        "parent_pid": os.getppid(),
+        "template_pid": os.environ.get("FLOWBRIDGE_WARM_TEMPLATE_PID"),
+    }
+
+
 @flow(name="diagnostics-probe")
-def probe(seconds: float = 0.0, steps: int = 1) -> dict[str, float]:
+def probe(seconds: float = 0.0, steps: int = 1) -> dict[str, Any]:
     params = ProbeParams(seconds=seconds, steps=steps)
     progress = Progress(["work"], min_interval=0.0)
     progress.stage("work")
@@ -31,7 +42,7 @@ def probe(seconds: float = 0.0, steps: int = 1) -> dict[str, float]:
         time.sleep(params.seconds / params.steps)
         progress.advance((step + 1) / params.steps, f"step {step + 1}/{params.steps}")
     get_run_logger().info("probe finished %d steps in %.1f s", params.steps, params.seconds)
-    result = {"seconds": params.seconds, "steps": params.steps}
+    result = {"seconds": params.seconds, "steps": params.steps, "process": _process_facts()}
     get_storage().write_summary(str(flow_run.get_id()), result)
     progress.finish()
     return result

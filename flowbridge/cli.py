@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -46,6 +47,17 @@ def _serve(_args: argparse.Namespace) -> int:
     from deployments.serve import main
 
     main()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """A warm process worker for a work pool (the scale-out path; see README "More workers")."""
+    import asyncio
+
+    from deployments.warm_worker import serve_pool
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_pool(args.pool, args.limit, args.name))
     return 0
 
 
@@ -99,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         "up", help="start Prefect server, runner and bridge (what `make run` does)"
     ).set_defaults(func=_up)
     commands.add_parser("serve", help="start only a runner for every deployment").set_defaults(func=_serve)
+    worker = commands.add_parser(
+        "worker", help="a warm process worker for a work pool (runs fork from a preloaded template)"
+    )
+    worker.add_argument("--pool", default="flowbridge-process")
+    worker.add_argument("--limit", type=int, default=None, help="flow runs at once (default: no limit)")
+    worker.add_argument("--name", default=None)
+    worker.set_defaults(func=_worker)
     bridge = commands.add_parser("bridge", help="start only the bridge")
     bridge.add_argument("--port", type=int)
     bridge.set_defaults(func=_bridge)

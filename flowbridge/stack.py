@@ -81,6 +81,7 @@ class EmbeddedStack:
                 "FLOWBRIDGE_STORAGE_URL": s.effective_storage_url,
                 "FLOWBRIDGE_DATABASE_URL": s.effective_database_url,
                 "FLOWBRIDGE_PREFECT_API_URL": self.prefect_api_url,
+                "FLOWBRIDGE_WARM_START": "true" if s.warm_start else "false",
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -65,6 +65,7 @@ def test_services_dependencies_and_volumes_are_declared() -> None:
 def test_worker_pool_matches_prefect_yaml_and_image_matches_the_pin() -> None:
     compose = _compose()["services"]
     command = compose["worker"]["command"]
+    assert command[:2] == ["flowbridge", "worker"]  # the warm worker (deployments/warm_worker.py)
     pool = command[command.index("--pool") + 1]
     deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
     assert {d["work_pool"]["name"] for d in deployments} == {pool}

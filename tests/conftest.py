@@ -1,5 +1,13 @@
-"""One real stack per test run: started by the pytest controller before any worker exists, shared by all
-workers through an environment variable, stopped at the end. Unit tests never touch it."""
+"""The real stacks the end-to-end tests drive.
+
+The shared stack (Prefect and metadata DB on PostgreSQL) is started by the pytest controller before any
+worker exists, shared by all workers through an environment variable, stopped at the end. Unit tests never
+touch it, and it is not started when only unit tests and modules with a stack of their own are selected.
+
+The default stack (`make run`'s configuration: SQLite for Prefect and the metadata DB) is started on first
+use by the worker that runs its tests: they are one xdist group (`default_config`), so with
+`--dist loadgroup` it starts once per session, on one worker, and stops when that worker ends.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +21,22 @@ import pytest
 
 from tests.support.services import SERVICES_ENV, ServicesInfo, TestServices
 from tests.support.services import encode as encode_services
-from tests.support.stack import STACK_ENV, StackInfo, TestStack, decode, encode
+from tests.support.stack import STACK_ENV, DefaultStack, StackInfo, TestStack, decode, encode
 
 _shared: TestStack | None = None
 _services: TestServices | None = None
 
+# test paths that never use the shared stack: unit tests, and modules that start a stack of their own
+WITHOUT_SHARED_STACK = ("tests/unit", "tests/e2e/test_default_config.py")
+
 
 def _wants_stack(config: pytest.Config) -> bool:
     markexpr = config.getoption("markexpr", "") or ""
-    return not os.environ.get("FLOWBRIDGE_TEST_NO_STACK") and "not e2e" not in markexpr
+    if os.environ.get("FLOWBRIDGE_TEST_NO_STACK") or "not e2e" in markexpr:
+        return False
+    own = [(config.rootpath / path).resolve() for path in WITHOUT_SHARED_STACK]
+    selected = [Path(arg.split("::", 1)[0]).resolve() for arg in config.args]
+    return not selected or not all(any(p == o or o in p.parents for o in own) for p in selected)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,3 +80,16 @@ def stack() -> StackInfo:
 def bridge(stack: StackInfo) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.bridge_url, timeout=60) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def default_stack() -> Iterator[StackInfo]:
+    """`flowbridge up` as `make run` starts it (see tests/support/stack.py DefaultStack)."""
+    started = DefaultStack()
+    info = started.start()
+    try:
+        yield info
+    finally:
+        if os.environ.get("FLOWBRIDGE_TEST_DUMP_LOGS"):
+            started.dump_logs()
+        started.stop()

@@ -1,5 +1,10 @@
-"""Starting the real embedded stack for tests: Prefect server on a temporary SQLite, the runner, and the
-bridge on free ports, with the metadata DB on a PostgreSQL database created for the run and dropped after."""
+"""Starting the real embedded stack for tests.
+
+`TestStack`: Prefect server, the runner and the bridge on free ports, with Prefect and the metadata DB each
+on a PostgreSQL database created for the run and dropped after (the shared stack of the suite).
+`DefaultStack`: `flowbridge up` itself, in the configuration `make run` starts (SQLite for Prefect and for
+the metadata DB); only its data folder and ports differ.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -21,6 +27,7 @@ import psycopg
 from flowbridge.settings import Settings
 from flowbridge.stack import EmbeddedStack, free_port, wait_http
 
+REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("FLOWBRIDGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 STACK_ENV = "FLOWBRIDGE_TEST_STACK"
 
@@ -178,3 +185,101 @@ class BridgeProcess:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+DEV_TOKEN = "dev-token-change-me"  # the 001 token `make run` sets when FLOWBRIDGE_API_TOKENS is unset
+
+
+class DefaultStack:
+    """`flowbridge up` run as `make run` runs it, so the suite exercises the configuration users get first:
+    SQLite for Prefect and for the metadata DB, local storage, the default runner limit, no SMTP, no
+    OpenLineage. The process gets a new user's environment (no FLOWBRIDGE_*/PREFECT_*/GASFLUX_* variable
+    inherited from the test process) plus what `make run` sets, and only a temporary data folder and free
+    ports differ from a real `make run`."""
+
+    __test__ = False  # a helper, not a test class
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="flowbridge-default-"))
+        self.data_dir = self.tmp / "data"
+        self.port = free_port()
+        self.prefect_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("FLOWBRIDGE_", "PREFECT_", "GASFLUX_"))
+        }
+        env.update(
+            {
+                "FLOWBRIDGE_API_TOKENS": DEV_TOKEN,  # Makefile: run
+                "FLOWBRIDGE_DATA_DIR": str(self.data_dir),
+                "FLOWBRIDGE_PORT": str(self.port),
+                "FLOWBRIDGE_PREFECT_PORT": str(self.prefect_port),
+            }
+        )
+        return env
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmp / "flowbridge-up.log"
+
+    def start(self, timeout: float = 300) -> StackInfo:
+        argv = [sys.executable, "-m", "flowbridge.cli", "up"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                argv, env=self.environment(), cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+            )
+        try:
+            deadline = time.monotonic() + timeout
+            while "flowbridge is up" not in self.log_path.read_text(errors="replace"):
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"flowbridge up exited with {self.process.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"flowbridge up was not up within {timeout:.0f} s")
+                time.sleep(0.5)
+            return self.info
+        except BaseException:
+            self.dump_logs()
+            self.stop()
+            raise
+
+    @property
+    def info(self) -> StackInfo:
+        return StackInfo(
+            bridge_url=f"http://127.0.0.1:{self.port}",
+            prefect_api_url=f"http://127.0.0.1:{self.prefect_port}/api",
+            data_dir=str(self.data_dir),
+            database_url=f"sqlite:///{self.data_dir / 'flowbridge.db'}",
+            storage_url=str(self.data_dir / "storage"),
+        )
+
+    def dump_logs(self) -> None:
+        logs = [self.log_path, *sorted((self.data_dir / "logs").glob("*.log"))]
+        for log in logs:
+            if log.exists():
+                print(f"----- {log.name} (last 60 lines)")
+                print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))
+
+    def stop(self, timeout: float = 60) -> None:
+        """SIGTERM, as Ctrl-C: `flowbridge up` stops its components; any it could not stop are killed."""
+        import psutil
+
+        process = self.process
+        if process is not None and process.poll() is None:
+            components = psutil.Process(process.pid).children()
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+            for component in components:  # each leads its own process group (EmbeddedStack._spawn)
+                if component.is_running():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(component.pid, signal.SIGKILL)
+        self.process = None
+        if not os.environ.get("FLOWBRIDGE_TEST_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)

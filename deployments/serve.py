@@ -18,7 +18,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from flowbridge.settings import get_settings
+from flowbridge.settings import Settings, get_settings
 
 from .automations import ensure_automations
 from .registry import DEPLOYMENT, JOB_TYPES
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("flowbridge.runner")
 
 
-def runner_environment() -> dict[str, str]:
+def runner_environment(settings: Settings | None = None) -> dict[str, str]:
     """Prefect settings every runner process and its flow-run subprocesses need."""
-    settings = get_settings()
+    settings = settings or get_settings()
     return {
         "PREFECT_RUNNER_POLL_FREQUENCY": str(max(1, int(settings.runner_poll_seconds))),
         "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.heartbeat_seconds),

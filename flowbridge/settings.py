@@ -241,6 +241,31 @@ class Settings(BaseSettings):
         )
 
 
+def _as_env(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) and all(isinstance(v, SecretStr) for v in value):
+        return ",".join(v.get_secret_value() for v in value)
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The variables that make a child process's `Settings()` equal `settings` for every field that was
+    set explicitly (a stack built from a Settings object hands it to its runner and bridge this way)."""
+    env = {}
+    for name in settings.model_fields_set:
+        value = _as_env(getattr(settings, name))
+        if value is not None:
+            env[env_names(name, Settings.model_fields[name])[0]] = value
+    return env
+
+
 def env_names(name: str, info: object) -> list[str]:
     """The environment variable names that set field `name`."""
     alias = getattr(info, "validation_alias", None)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from deployments.serve import runner_environment
-from flowbridge.settings import Settings, get_settings
+from flowbridge.settings import Settings, get_settings, settings_environment
 from storage.metadata import migrate
 
 BIN = Path(sys.executable).parent
@@ -69,6 +69,7 @@ class EmbeddedStack:
         s = self.settings
         prefect_home = s.data_dir / "prefect"
         env = dict(os.environ)
+        env.update(settings_environment(s))
         env.update(
             {
                 "PREFECT_HOME": str(prefect_home),
@@ -85,7 +86,7 @@ class EmbeddedStack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        env.update(runner_environment())
+        env.update(runner_environment(s))
         env.update(self.extra_env)
         return env
 

@@ -12,12 +12,6 @@ from flowbridge.settings import Settings
 from flowbridge.stack import EmbeddedStack
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flowbridge/stack.py: environment() exports only data dir, storage, DB and Prefect URLs, and "
-    "runner_environment() reads the parent's get_settings(), so runner_limit, zombie_after_seconds, "
-    "api_tokens… given to EmbeddedStack(Settings(...)) never reach the runner and bridge processes",
-)
 def test_children_read_the_settings_the_stack_was_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

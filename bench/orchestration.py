@@ -1,29 +1,33 @@
-"""Orchestration cost on this machine: what Prefect adds around a job, against calling the flow in-process.
+"""Orchestration cost on this machine: job start with warm start on and off, side by side in one run.
 
-Measures, on a fresh embedded stack (Prefect server on SQLite, one runner, the bridge):
-- submit → RUNNING and submit → COMPLETED latency of a no-op job (diagnostics probe), median and p95;
-- the same for a traffic forecast (21 days hourly, 2 roads), against its flow function called in-process;
-- sustained throughput: a burst of no-op and of traffic jobs, jobs per minute until all are done.
+For each of the two runner modes (FLOWBRIDGE_WARM_START=true: runs fork from the preloaded template;
+false: Prefect's `python -m prefect.engine` per run, the cold start of issue 11's baseline), on a fresh
+embedded stack (Prefect server on SQLite, one runner with the default limit, the bridge):
+- submit → RUNNING and submit → COMPLETED of a no-op job (diagnostics probe), median and p95;
+- a traffic forecast (21 days hourly, 2 roads): submit → result, against its flow called in-process and
+  the bare function (no Prefect), measured in the same run;
+- sustained no-op throughput: a burst of jobs, jobs per minute until the last one completes.
+Warm mode only: the template's RSS, one running job's private memory (copy-on-write), and the runner's RSS
+before and after `--memory-jobs` no-op jobs in a row.
 Writes bench/results/orchestration.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from benchstack import RESULTS, embedded_stack, machine, percentile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.traffic import traffic_csv
-
-PROBES = 15
-FORECASTS = 5
-BURST_PROBES = 30
-BURST_FORECASTS = 8
 
 
 def _wait(gateway, run_id, state_name: str, timeout: float = 600) -> float:  # type: ignore[no-untyped-def]
@@ -36,7 +40,7 @@ def _wait(gateway, run_id, state_name: str, timeout: float = 600) -> float:  # t
             return time.perf_counter()
         if status.state.is_final and status.state is not JobState(state_name):
             raise RuntimeError(f"{run_id} ended {status.state}: {status.message}")
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise TimeoutError(run_id)
 
 
@@ -47,6 +51,7 @@ def _latencies(gateway, job_type: str, params: dict, count: int) -> tuple[list[f
         run_id = gateway.submit(job_type, params, api="bench", legacy_id=f"{job_type}-{time.time_ns()}-{i}")
         to_running.append(_wait(gateway, run_id, "RUNNING") - t0)
         to_done.append(_wait(gateway, run_id, "COMPLETED") - t0)
+        time.sleep(0.3)  # let the previous run's process exit: latency, not queueing
     return to_running, to_done
 
 
@@ -67,66 +72,154 @@ def _stage_upload(storage, i: int) -> str:  # type: ignore[no-untyped-def]
     return path
 
 
-def main() -> None:
-    with embedded_stack() as stack:
+def _template(runner: psutil.Process) -> psutil.Process | None:
+    for child in runner.children():
+        if "forkserver" in " ".join(child.cmdline()):
+            return child
+    return None
+
+
+def _private_mib(process: psutil.Process) -> float:
+    info = process.memory_full_info()
+    return (info.uss) / 2**20
+
+
+def _memory(stack, gateway, jobs: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from deployments.warm_start import run_process_ids
+
+    runner = psutil.Process(stack.processes["runner"].pid)
+    template = _template(runner)
+    assert template is not None, "no warm template under the runner"
+    # one job that stays alive long enough to be measured
+    run_id = gateway.submit(
+        "diagnostics_probe", {"seconds": 4, "steps": 4}, api="bench", legacy_id=f"m-{time.time_ns()}"
+    )
+    _wait(gateway, run_id, "RUNNING")
+    time.sleep(1.0)
+    job = psutil.Process(run_process_ids(str(run_id))[0])
+    job_private = _private_mib(job)
+    _wait(gateway, run_id, "COMPLETED")
+    before = runner.memory_info().rss / 2**20
+    template_before = template.memory_info().rss / 2**20
+    t0 = time.perf_counter()
+    batch = 50
+    for start in range(0, jobs, batch):
+        runs = [
+            gateway.submit(
+                "diagnostics_probe", {"seconds": 0}, api="bench", legacy_id=f"mem-{time.time_ns()}-{i}"
+            )
+            for i in range(start, min(jobs, start + batch))
+        ]
+        for rid in runs:
+            _wait(gateway, rid, "COMPLETED")
+    rate = jobs / ((time.perf_counter() - t0) / 60)
+    after = runner.memory_info().rss / 2**20
+    return {
+        "template_rss": template_before,
+        "template_rss_after": template.memory_info().rss / 2**20,
+        "job_private": job_private,
+        "job_rss": job.memory_info().rss / 2**20 if job.is_running() else float("nan"),
+        "runner_before": before,
+        "runner_after": after,
+        "jobs": jobs,
+        "rate": rate,
+    }
+
+
+@dataclass
+class Mode:
+    """One runner mode's numbers."""
+
+    limit: int = 0
+    probe_run: list[float] = field(default_factory=list)
+    probe_done: list[float] = field(default_factory=list)
+    fc_done: list[float] = field(default_factory=list)
+    burst: float = 0.0
+    in_process: list[float] = field(default_factory=list)
+    bare: list[float] = field(default_factory=list)
+    memory: dict[str, float] = field(default_factory=dict)
+
+
+def measure(warm: bool, probes: int, forecasts: int, burst: int, memory_jobs: int) -> Mode:
+    with embedded_stack(warm_start=warm) as stack:
         from api_bridge.jobs import JobGateway
         from flows.traffic_forecast import traffic_forecast
         from storage.filesystems import get_storage
 
         gateway = JobGateway()
         storage = get_storage()
-        inputs = [_stage_upload(storage, i) for i in range(max(FORECASTS, BURST_FORECASTS))]
-
-        probe_run, probe_done = _latencies(gateway, "diagnostics_probe", {"seconds": 0}, PROBES)
-        fc_run, fc_done = [], []
-        for i in range(FORECASTS):
-            r, d = _latencies(gateway, "traffic_forecast", {"input_path": inputs[i]}, 1)
-            fc_run += r
-            fc_done += d
-
-        # the same flow function, called in this process (Prefect records it, no runner, no subprocess)
-        in_process = []
-        for i in range(FORECASTS):
-            t0 = time.perf_counter()
-            traffic_forecast(input_path=inputs[i])
-            in_process.append(time.perf_counter() - t0)
-        # and the bare function, with no Prefect at all
-        bare = []
-        for i in range(FORECASTS):
-            t0 = time.perf_counter()
-            traffic_forecast.fn(input_path=inputs[i])
-            bare.append(time.perf_counter() - t0)
-
-        probe_rate = _burst(gateway, "diagnostics_probe", lambda i: {"seconds": 0}, BURST_PROBES)
-        fc_rate = _burst(
-            gateway, "traffic_forecast", lambda i: {"input_path": inputs[i % len(inputs)]}, BURST_FORECASTS
-        )
-        limit = stack.settings.runner_limit
+        inputs = [_stage_upload(storage, i) for i in range(forecasts)]
+        gateway.submit("diagnostics_probe", {"seconds": 0}, api="bench", legacy_id=f"warmup-{time.time_ns()}")
+        time.sleep(3)
+        out = Mode(limit=stack.settings.runner_limit)
+        out.probe_run, out.probe_done = _latencies(gateway, "diagnostics_probe", {"seconds": 0}, probes)
+        for i in range(forecasts):
+            out.fc_done += _latencies(gateway, "traffic_forecast", {"input_path": inputs[i]}, 1)[1]
+        out.burst = _burst(gateway, "diagnostics_probe", lambda i: {"seconds": 0}, burst)
+        if warm:
+            for i in range(forecasts):
+                t0 = time.perf_counter()
+                traffic_forecast(input_path=inputs[i])
+                out.in_process.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                traffic_forecast.fn(input_path=inputs[i])
+                out.bare.append(time.perf_counter() - t0)
+            if memory_jobs:
+                out.memory = _memory(stack, gateway, memory_jobs)
         gateway.close()
+    return out
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--probes", type=int, default=20)
+    parser.add_argument("--forecasts", type=int, default=5)
+    parser.add_argument("--burst", type=int, default=60)
+    parser.add_argument("--memory-jobs", type=int, default=1000)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    cold = measure(False, args.probes, args.forecasts, min(args.burst, 30), 0)
+    warm = measure(True, args.probes, args.forecasts, args.burst, args.memory_jobs)
     med = statistics.median
-    direct_rate = 60 / med(in_process)
+
+    def row(label: str, key: str, fn=med) -> str:  # type: ignore[no-untyped-def]
+        c, w = fn(getattr(cold, key)), fn(getattr(warm, key))
+        return f"| {label} | {c:.2f} s | {w:.2f} s | {w / c:.2f}× |"
+
+    def p95(values: list[float]) -> float:
+        return percentile(values, 95)
+
+    in_process = med(warm.in_process)
     rows = [
-        "| measure | median | p95 |",
-        "|---|---|---|",
-        f"| no-op job: submit → RUNNING | {med(probe_run):.2f} s | {percentile(probe_run, 95):.2f} s |",
-        f"| no-op job: submit → COMPLETED | {med(probe_done):.2f} s | {percentile(probe_done, 95):.2f} s |",
-        f"| traffic forecast: submit → RUNNING | {med(fc_run):.2f} s | {percentile(fc_run, 95):.2f} s |",
-        f"| traffic forecast: submit → result | {med(fc_done):.2f} s | {percentile(fc_done, 95):.2f} s |",
-        f"| traffic forecast: flow called in-process | {med(in_process):.2f} s "
-        f"| {percentile(in_process, 95):.2f} s |",
-        f"| traffic forecast: bare function, no Prefect | {med(bare):.2f} s | {percentile(bare, 95):.2f} s |",
+        f"Machine: {machine()}; load average before the run {load_before[0]:.1f}; runner limit "
+        f"{warm.limit} (the default: cores, at least 2).",
         "",
-        "| throughput | jobs/min |",
-        "|---|---|",
-        f"| burst of {BURST_PROBES} no-op jobs (runner limit {limit}) | {probe_rate:.1f} |",
-        f"| burst of {BURST_FORECASTS} traffic forecasts (runner limit {limit}) | {fc_rate:.1f} |",
-        f"| traffic forecasts one after another, in-process | {direct_rate:.1f} |",
+        "| measure | cold start (Prefect's engine command per run) | warm start | warm / cold |",
+        "|---|---|---|---|",
+        row("no-op job: submit → RUNNING, median", "probe_run"),
+        row("no-op job: submit → RUNNING, p95", "probe_run", p95),
+        row("no-op job: submit → COMPLETED, median", "probe_done"),
+        row("no-op job: submit → COMPLETED, p95", "probe_done", p95),
+        row("traffic forecast: submit → result, median", "fc_done"),
+        f"| no-op burst throughput (jobs/min) | {cold.burst:.1f} | {warm.burst:.1f} "
+        f"| {warm.burst / cold.burst:.2f}× |",
         "",
-        f"Ratio submit→result / in-process call: **{med(fc_done) / med(in_process):.2f}×**; "
-        f"sustained throughput / in-process sequential: **{fc_rate / direct_rate:.2f}×**.",
+        f"Traffic forecast, same inputs: flow called in-process {in_process:.2f} s (median), bare "
+        f"function {med(warm.bare):.2f} s; submit → result / in-process: cold "
+        f"**{med(cold.fc_done) / in_process:.2f}×**, warm **{med(warm.fc_done) / in_process:.2f}×**.",
     ]
-    text = "\n".join([f"Machine: {machine()}", "", *rows, ""])
+    if warm.memory:
+        m = warm.memory
+        growth = (m["runner_after"] - m["runner_before"]) / m["runner_before"]
+        rows += [
+            "",
+            f"Memory (warm): template RSS {m['template_rss']:.0f} MiB "
+            f"({m['template_rss_after']:.0f} MiB after the run); one running no-op job "
+            f"{m['job_private']:.0f} MiB private (copy-on-write: the rest of its RSS is shared with the "
+            f"template); runner RSS {m['runner_before']:.0f} → {m['runner_after']:.0f} MiB over "
+            f"{m['jobs']:.0f} no-op jobs in a row ({growth:+.1%}), at {m['rate']:.0f} jobs/min.",
+        ]
+    text = "\n".join([*rows, ""])
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "orchestration.md").write_text(text)

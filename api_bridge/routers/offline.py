@@ -115,9 +115,7 @@ class ErrorAnswer(BaseModel):
     message: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)}
 
 
 # --- endpoints -------------------------------------------------------------------------------------------

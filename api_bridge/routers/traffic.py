@@ -26,9 +26,12 @@ from api_bridge.routers.traffic_codes import (
     CSV_FILE,
     FORECAST_FILE,
     HEALTH_MESSAGE,
+    PROGRESS_LINKS,
     START_BODY,
+    START_LINKS,
     UPLOAD_BODY,
     UPLOAD_FIELD,
+    UPLOAD_LINKS,
     WORK_ID_BODY,
     DownloadAnswer,
     DownloadRet,
@@ -124,6 +127,7 @@ async def healthcheck() -> JSONResponse:
     operation_id="traffic_upload_file",
     summary="Upload the traffic CSV (multipart field flow_file)",
     response_model=UploadAnswer,
+    responses={200: {"links": UPLOAD_LINKS}},
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_file(request: Request) -> JSONResponse:
@@ -163,6 +167,7 @@ async def upload_file(request: Request) -> JSONResponse:
     operation_id="traffic_get_flow",
     summary="Start a forecast on an upload",
     response_model=StartAnswer,
+    responses={200: {"links": START_LINKS}},
     openapi_extra=START_BODY,
 )
 async def get_flow(request: Request) -> JSONResponse:
@@ -246,6 +251,7 @@ def _find_job(gateway: JobGateway, any_id: str) -> JobRun | None:
     operation_id="traffic_get_resu_process",
     summary="Progress of a forecast, as NN%",
     response_model=ProgressAnswer,
+    responses={200: {"links": PROGRESS_LINKS}},
     openapi_extra=WORK_ID_BODY,
 )
 async def get_resu_process(request: Request) -> JSONResponse:

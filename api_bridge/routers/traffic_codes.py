@@ -130,3 +130,25 @@ UPLOAD_BODY: dict[str, Any] = {
     }
 }
 CSV_FILE = {"text/csv": {"schema": {"type": "string", "format": "binary"}}}
+
+
+# OpenAPI links: the document's flow upload -> get_flow -> get_resu_process -> get_download_resu, so
+# client generators and stateful fuzzers follow a work_id from answer to request.
+def _link(operation_id: str, **target: Any) -> dict[str, Any]:
+    return {"operationId": operation_id, **target}
+
+
+_RUN_ID = {"work_id": "$response.body#/work_id"}
+_CSV_OF = {"filename": "{$response.body#/work_id}.csv"}
+UPLOAD_LINKS = {
+    "StartForecast": _link("traffic_get_flow", requestBody=_RUN_ID),
+    "UploadedFile": _link("traffic_static_upload", parameters=_CSV_OF),
+}
+START_LINKS = {
+    "Progress": _link("traffic_get_resu_process", requestBody=_RUN_ID),
+    "Download": _link("traffic_get_download_resu", requestBody=_RUN_ID),
+    "ForecastFile": _link(
+        "traffic_static_download", parameters={"filename": "{$response.body#/work_id}.csv"}
+    ),
+}
+PROGRESS_LINKS = {"Download": _link("traffic_get_download_resu", requestBody=_RUN_ID)}

@@ -532,3 +532,4 @@ def _param_set(fields: dict[str, str]) -> str:
     param_id = require(fields.get("param_id") or records.new_id(), "param_id")
     records.create_param_set(param_id, params, alg_id)
     return param_id
+

@@ -115,7 +115,9 @@ class ErrorAnswer(BaseModel):
     message: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)
+}
 
 
 # --- endpoints -------------------------------------------------------------------------------------------

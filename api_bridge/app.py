@@ -6,6 +6,7 @@ import gc
 import importlib
 import logging
 import re
+import warnings
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,7 +61,9 @@ def operation_id(route: APIRoute) -> str:
 class Bridge(GuardedFastAPI):
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            _unique_operation_ids(super().openapi())
+            with warnings.catch_warnings():  # FastAPI warns of the duplicates this method resolves
+                warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+                _unique_operation_ids(super().openapi())
         return super().openapi()
 
 

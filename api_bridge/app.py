@@ -71,13 +71,15 @@ def _unique_operation_ids(schema: dict[str, Any]) -> None:
     """An operationId shared by several operations (a route declared for several methods) gets each
     operation's method appended, so client generators and fuzzers can address every operation."""
     operations = [
-        op for item in schema.get("paths", {}).values() for op in item.values() if "operationId" in op
+        (method, op)
+        for item in schema.get("paths", {}).values()
+        for method, op in item.items()
+        if isinstance(op, dict) and "operationId" in op
     ]
-    counts = Counter(op["operationId"] for op in operations)
-    for item in schema.get("paths", {}).values():
-        for method, op in item.items():
-            if counts.get(op.get("operationId"), 0) > 1:
-                op["operationId"] = f"{op['operationId']}_{method}"
+    counts = Counter(op["operationId"] for _method, op in operations)
+    for method, op in operations:
+        if counts[op["operationId"]] > 1:
+            op["operationId"] = f"{op['operationId']}_{method}"
 
 
 def create_app() -> FastAPI:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import gc
 import importlib
 import logging
+import re
+import warnings
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge import errors
 from api_bridge.jobs import get_gateway
+from api_bridge.unhandled import GuardedFastAPI
 from flowbridge.settings import get_settings
 from storage.metadata import migrate
 
@@ -43,11 +49,45 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     get_gateway().close()
 
 
+def operation_id(route: APIRoute) -> str:
+    """FastAPI's default id (name, path, method) without its one random method for a route serving several:
+    `Bridge.openapi` gives each of that route's operations its own method suffix."""
+    base = re.sub(r"\W", "_", f"{route.name}{route.path_format}")
+    if len(route.methods) == 1:
+        return f"{base}_{next(iter(route.methods)).lower()}"
+    return base
+
+
+class Bridge(GuardedFastAPI):
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            with warnings.catch_warnings():  # FastAPI warns of the duplicates this method resolves
+                warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+                _unique_operation_ids(super().openapi())
+        return super().openapi()
+
+
+def _unique_operation_ids(schema: dict[str, Any]) -> None:
+    """An operationId shared by several operations (a route declared for several methods) gets each
+    operation's method appended, so client generators and fuzzers can address every operation."""
+    operations = [
+        (method, op)
+        for item in schema.get("paths", {}).values()
+        for method, op in item.items()
+        if isinstance(op, dict) and "operationId" in op
+    ]
+    counts = Counter(op["operationId"] for _method, op in operations)
+    for method, op in operations:
+        if counts[op["operationId"]] > 1:
+            op["operationId"] = f"{op['operationId']}_{method}"
+
+
 def create_app() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call is noise, and slow
     enabled = get_settings().telemetry
-    app = FastAPI(
+    app = Bridge(
+        generate_unique_id_function=operation_id,
         telemetry={"tracing": enabled, "metrics": enabled, "logs": enabled},
         title="flowbridge",
         description="Legacy job APIs: 000 traffic, 001 offline, 002 GasFlux, 003 MRMS, 004 DataFlow.",

@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api_bridge import unhandled
+
 log = logging.getLogger("flowbridge.errors")
 Envelope = Callable[[int, str], Response]
 _ENVELOPES: list[tuple[str, Envelope]] = []
@@ -54,5 +56,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _envelope_for(request.url.path)(500, f"internal error: {type(exc).__name__}")
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        request.scope[unhandled.LOGGED_KEY] = exc  # KeepConnection must not log it twice
+        response = _envelope_for(request.url.path)(500, f"internal error: {type(exc).__name__}")
+        response.headers[unhandled.ERROR_HEADER] = unhandled.ERROR_VALUE
+        return response

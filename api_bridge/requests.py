@@ -76,6 +76,8 @@ async def read_body(request: Request, *, max_bytes: int, max_files: int = 4, max
                 fields.update({k: _as_text(v) for k, v in data.items()})
     except (MultiPartException, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadBody(f"malformed request body: {exc}") from exc
+    except RecursionError as exc:  # a small body can nest JSON arrays deeper than the parser recurses
+        raise BadBody("malformed request body: JSON nested too deeply") from exc
     if form is not None:
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):

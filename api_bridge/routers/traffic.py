@@ -17,17 +17,31 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from api_bridge.errors import Envelope, register_envelope
 from api_bridge.jobs import JobGateway, JobNotFound, JobState, get_gateway
 from api_bridge.requests import BadBody, Body, BodyTooLarge, read_body, save_upload
 from api_bridge.routers.traffic_codes import (
     API,
     BOUNDS_FILE,
+    CSV_FILE,
     FORECAST_FILE,
     HEALTH_MESSAGE,
+    PROGRESS_LINKS,
+    START_BODY,
+    START_LINKS,
+    UPLOAD_BODY,
     UPLOAD_FIELD,
+    UPLOAD_LINKS,
+    WORK_ID_BODY,
+    DownloadAnswer,
     DownloadRet,
+    FileError,
+    HealthAnswer,
+    ProgressAnswer,
     ProgressRet,
+    StartAnswer,
     StartRet,
+    UploadAnswer,
     UploadRet,
 )
 from flowbridge.settings import get_settings
@@ -38,11 +52,52 @@ router = APIRouter(tags=["000 traffic forecast"])
 log = logging.getLogger("flowbridge.traffic")
 JOB_TYPE = "traffic_forecast"
 SMALL_BODY = 1024 * 1024
-ANY_METHOD = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+# The document gives every endpoint but the heartbeat POST only; the other methods answer the endpoint's
+# "wrong method" code, outside the OpenAPI document.
+OTHER_METHODS = ["GET", "PUT", "DELETE", "PATCH"]
 
 
 def _ret(ret: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"ret": ret, **extra})
+
+
+def _ret_envelope(bad_request: str, wrong_method: str, server_error: str, **extra: str) -> Envelope:
+    """What an endpoint answers when the framework or an unexpected error answers for it: HTTP 200 with the
+    endpoint's documented code (an unknown path below it keeps its 404)."""
+
+    def envelope(status: int, message: str) -> Response:
+        if status == 404:
+            return JSONResponse({"ret": bad_request, "msg": message, **extra}, status_code=404)
+        if status >= 500:
+            return _ret(server_error, msg=f"服务器异常: {message}", **extra)
+        return _ret(wrong_method if status == 405 else bad_request, msg=message, **extra)
+
+    return envelope
+
+
+def _file_envelope(ret: str) -> Envelope:
+    return lambda status, message: JSONResponse({"ret": ret, "msg": message}, status_code=status)
+
+
+# 4002 is the document's only "server error" code; the other endpoints answer their failure code.
+register_envelope("/upload_file", _ret_envelope(UploadRet.UNKNOWN, UploadRet.UNKNOWN, UploadRet.UNKNOWN))
+register_envelope(
+    "/get_flow", _ret_envelope(StartRet.BAD_WORK_ID, StartRet.WRONG_METHOD, StartRet.SERVER_ERROR)
+)
+register_envelope(
+    "/get_resu_process",
+    _ret_envelope(ProgressRet.FAILED, ProgressRet.WRONG_METHOD, ProgressRet.FAILED, process="0%"),
+)
+register_envelope(
+    "/get_download_resu",
+    _ret_envelope(DownloadRet.BAD_WORK_ID, DownloadRet.WRONG_METHOD, DownloadRet.BAD_WORK_ID),
+)
+register_envelope("/static/upload/", _file_envelope(UploadRet.UNKNOWN))
+register_envelope("/static/download/", _file_envelope(DownloadRet.BAD_WORK_ID))
+register_envelope(
+    "/healthcheck.do",
+    lambda status, message: JSONResponse({"success": False, "msg": message}, status_code=status),
+)
 
 
 def _upload_path(storage: Storage, work_id: str) -> str:
@@ -61,12 +116,20 @@ async def _params(request: Request) -> Body:
     return await read_body(request, max_bytes=SMALL_BODY, max_files=0)
 
 
-@router.api_route("/healthcheck.do", methods=["GET", "POST"])
+@router.get("/healthcheck.do", operation_id="traffic_healthcheck_get", response_model=HealthAnswer)
+@router.post("/healthcheck.do", operation_id="traffic_healthcheck_post", response_model=HealthAnswer)
 async def healthcheck() -> JSONResponse:
     return JSONResponse({"success": True, "msg": HEALTH_MESSAGE})
 
 
-@router.api_route("/upload_file", methods=ANY_METHOD)
+@router.post(
+    "/upload_file",
+    operation_id="traffic_upload_file",
+    summary="Upload the traffic CSV (multipart field flow_file)",
+    response_model=UploadAnswer,
+    responses={200: {"links": UPLOAD_LINKS}},
+    openapi_extra=UPLOAD_BODY,
+)
 async def upload_file(request: Request) -> JSONResponse:
     if request.method != "POST":
         return _ret(
@@ -99,7 +162,14 @@ async def upload_file(request: Request) -> JSONResponse:
         await body.close()
 
 
-@router.api_route("/get_flow", methods=ANY_METHOD)
+@router.post(
+    "/get_flow",
+    operation_id="traffic_get_flow",
+    summary="Start a forecast on an upload",
+    response_model=StartAnswer,
+    responses={200: {"links": START_LINKS}},
+    openapi_extra=START_BODY,
+)
 async def get_flow(request: Request) -> JSONResponse:
     if request.method != "POST":
         return _ret(StartRet.WRONG_METHOD, msg="请求方式错误，需要POST请求")
@@ -176,7 +246,14 @@ def _find_job(gateway: JobGateway, any_id: str) -> JobRun | None:
     return gateway.find(API, canonical) if canonical else None
 
 
-@router.api_route("/get_resu_process", methods=ANY_METHOD)
+@router.post(
+    "/get_resu_process",
+    operation_id="traffic_get_resu_process",
+    summary="Progress of a forecast, as NN%",
+    response_model=ProgressAnswer,
+    responses={200: {"links": PROGRESS_LINKS}},
+    openapi_extra=WORK_ID_BODY,
+)
 async def get_resu_process(request: Request) -> JSONResponse:
     if request.method != "POST":
         return _ret(ProgressRet.WRONG_METHOD, process="0%", msg="请求方式错误，需要POST请求")
@@ -222,7 +299,14 @@ def _progress(gateway: JobGateway, work_id: str, *, blocking: bool = True) -> JS
     return _ret(ProgressRet.OK, process=f"{min(percent, 99)}%", work_id=job.legacy_id)
 
 
-@router.api_route("/get_download_resu", methods=ANY_METHOD)
+@router.post(
+    "/get_download_resu",
+    operation_id="traffic_get_download_resu",
+    summary="Download the forecast CSV (or a ret code when it is not ready)",
+    response_model=DownloadAnswer,
+    responses={200: {"content": CSV_FILE}},
+    openapi_extra=WORK_ID_BODY,
+)
 async def get_download_resu(request: Request) -> Response:
     if request.method != "POST":
         return _ret(DownloadRet.WRONG_METHOD, msg="请求方法错误，需要POST请求")
@@ -255,7 +339,19 @@ def _file_response(storage: Storage, path: str, filename: str) -> Response:
     return StreamingResponse(storage.iter_chunks(path), media_type="text/csv", headers=headers)
 
 
-@router.get("/static/upload/{filename}")
+_FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": CSV_FILE, "description": "The CSV file."},
+    403: {"model": FileError, "description": "An unsafe file name."},
+    404: {"model": FileError, "description": "No such file, or the forecast is not ready."},
+}
+
+
+@router.get(
+    "/static/upload/{filename}",
+    operation_id="traffic_static_upload",
+    response_class=Response,
+    responses=_FILE_RESPONSES,
+)
 async def static_upload(filename: str) -> Response:
     return await run_in_threadpool(_static_upload, filename)
 
@@ -272,7 +368,12 @@ def _static_upload(filename: str) -> Response:
     return _file_response(storage, _upload_path(storage, work_id), f"{work_id}.csv")
 
 
-@router.get("/static/download/{filename}")
+@router.get(
+    "/static/download/{filename}",
+    operation_id="traffic_static_download",
+    response_class=Response,
+    responses=_FILE_RESPONSES,
+)
 async def static_download(filename: str) -> Response:
     stem = filename.removesuffix(".csv")
     name = FORECAST_FILE
@@ -282,3 +383,12 @@ async def static_download(filename: str) -> Response:
     if isinstance(response, JSONResponse):
         response.status_code = 404
     return response
+
+
+for _path, _endpoint in (
+    ("/upload_file", upload_file),
+    ("/get_flow", get_flow),
+    ("/get_resu_process", get_resu_process),
+    ("/get_download_resu", get_download_resu),
+):
+    router.add_api_route(_path, _endpoint, methods=OTHER_METHODS, include_in_schema=False)

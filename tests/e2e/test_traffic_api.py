@@ -190,3 +190,50 @@ def test_thirty_simultaneous_jobs_all_create_runs(bridge: httpx.Client, stack: S
     for run_id in runs:  # free the runner for the other tests
         gateway.cancel(run_id)
     gateway.close()
+
+
+ODD_WORK_IDS = [
+    "a" * 5000,  # overlong
+    "z" * 32,  # the length of a UUID, not hex
+    "工作编号",  # unicode
+    "٣" * 32,  # unicode digits, which int(..., 16) accepts
+    "\x00",  # NUL
+    f"{uuid.uuid4()}\x00",  # a UUID with a NUL after it
+    "-" * 36,
+    " ",
+]
+NOT_FOUND = {"/get_flow": "4001", "/get_resu_process": "5001", "/get_download_resu": "6001"}
+
+
+@pytest.mark.parametrize("path", sorted(NOT_FOUND))
+def test_odd_work_ids_answer_the_documented_code(bridge: httpx.Client, path: str) -> None:
+    """Whatever a client puts in work_id, and however it sends it, the answer is a ret code, never a 500."""
+    answers = []
+    for work_id in ODD_WORK_IDS:
+        answers += [
+            bridge.post(path, json={"work_id": work_id}),
+            bridge.post(path, data={"work_id": work_id}),
+            bridge.post(path, params={"work_id": work_id}),
+            bridge.post(path, files={"work_id": (None, work_id.encode())}),
+        ]
+    answers += [
+        # a lone surrogate and a work_id nested deeper than the JSON parser recurses
+        bridge.post(path, content=b'{"work_id": "\\ud800"}', headers={"content-type": "application/json"}),
+        bridge.post(
+            path,
+            content=b'{"work_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            headers={"content-type": "application/json"},
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert "x-flowbridge-error" not in answer.headers, answer.text
+        assert answer.json()["ret"] == NOT_FOUND[path], answer.text
+
+
+@pytest.mark.parametrize("name", ["%00.csv", "a%00b", "%ED%A0%80.csv", "x" * 3000 + ".csv", "_bounds.csv"])
+def test_odd_static_file_names_answer_not_found(bridge: httpx.Client, name: str) -> None:
+    for base in ("/static/upload/", "/static/download/"):
+        answer = bridge.get(base + name)
+        assert answer.status_code in {403, 404}, answer.text
+        assert "ret" in answer.json()

@@ -65,6 +65,13 @@ class FakeGateway:
     def set_tags(self, run_id: Any, tags: list[str]) -> None:
         self.runs[str(run_id)] = dataclasses.replace(self.status(run_id), tags=tuple(tags))
 
+    def delete(self, run_id: Any) -> int:
+        self.runs.pop(str(run_id), None)
+        return 0
+
+    def forget(self, api: str, legacy_id: str) -> None:
+        pass
+
     def result_summary(self, run_id: Any) -> dict[str, Any] | None:
         return None
 
@@ -130,3 +137,63 @@ def test_edited_task_reads_back_and_the_census_stays_up_on_sqlite(client: tuple[
     reports = http.get("/reports")
     assert reports.status_code == 200, reports.text
     assert [r["task_id"] for r in reports.json()["reports"]] == [job_id]
+
+
+def _declared(app_openapi: dict[str, Any], path: str, method: str, code: int) -> dict[str, Any]:
+    responses = app_openapi["paths"][path][method]["responses"]
+    schema = responses[str(code)]["content"]["application/json"]["schema"]
+    return {**schema, "components": app_openapi["components"]}
+
+
+def test_answers_match_their_declared_response_models(client: tuple[TestClient, Any]) -> None:
+    """Every answer of a task's life validates against the schema /openapi.json declares for its status."""
+    from jsonschema import Draft202012Validator
+
+    http, _ = client
+    spec = http.get("/openapi.json").json()
+
+    def check(response: Any, path: str, method: str) -> dict[str, Any]:
+        schema = _declared(spec, path, method, response.status_code)
+        errors = sorted(Draft202012Validator(schema).iter_errors(response.json()), key=str)
+        assert not errors, f"{method.upper()} {path} {response.status_code}: {errors[0].message}"
+        return response.json()
+
+    files = {"file": ("flight.xlsx", b"x", "application/octet-stream")}
+    job_id = check(http.post("/upload", files=files), "/upload", "post")["job_id"]
+    check(http.post("/upload", files={"file": ("flight.csv", b"x")}), "/upload", "post")
+    task = "/task/{task_id}"
+    check(http.get(f"/task/{job_id}"), task, "get")
+    check(http.get(f"/task/{uuid.uuid4()}"), task, "get")
+    check(http.put(f"/task/{job_id}", json={"message": "m", "priority": "low"}), task, "put")
+    check(http.put(f"/task/{job_id}", json={"priority": 3}), task, "put")
+    check(http.delete(f"/task/{job_id}"), task, "delete")  # 409: still pending
+    check(http.put(f"/task/{job_id}", json={"status": "failed"}), task, "put")
+    check(http.get(f"/task/{job_id}"), task, "get")
+    check(http.get("/reports", params={"status": "failed"}), "/reports", "get")
+    check(http.get("/reports", params={"per_page": 0}), "/reports", "get")
+    check(http.get("/stats"), "/stats", "get")
+    check(http.post("/stats/reset"), "/stats/reset", "post")
+    check(http.get("/config"), "/config", "get")
+    check(http.get("/health"), "/health", "get")
+    check(http.get(f"/download/{job_id}/nothing.csv"), "/download/{filename}", "get")
+    assert check(http.delete(f"/task/{job_id}"), task, "delete")["status"] == "deleted"
+
+
+def test_inputs_past_the_parser_or_the_ranges_are_400_not_500(client: tuple[TestClient, Any]) -> None:
+    """JSON nested past the parser's recursion limit raised RecursionError (500) on PUT /task and
+    /upload; a page past what /reports declares was answered; a NUL in the message is refused before it
+    reaches PostgreSQL (ours or Prefect's)."""
+    http, _ = client
+    job_id = http.post("/upload", files={"file": ("flight.xlsx", b"x")}).json()["job_id"]
+    deep = {"content": b"[" * 50_000, "headers": {"Content-Type": "application/json"}}
+    nested = http.put(f"/task/{job_id}", **deep)
+    assert (nested.status_code, nested.json()["message"]) == (400, "请求体必须是 JSON 格式")
+    upload = http.post("/upload", **deep)
+    assert upload.status_code == 400 and upload.json()["message"] == "无效的请求: JSON nested too deeply"
+    page = http.get("/reports", params={"page": 2**31})
+    assert page.status_code == 400
+    assert page.json()["message"] == "Invalid parameter: page must be 2147483647 or less"
+    assert http.get("/reports", params={"page": 2**31 - 1}).status_code == 200
+    nul = http.put(f"/task/{job_id}", json={"message": "a\x00b"})
+    assert nul.status_code == 400 and nul.json()["data"] == {}
+    assert http.get(f"/task/{job_id}").json()["data"]["message"] == "任务已排队,等待处理"

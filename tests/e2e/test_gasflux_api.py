@@ -584,7 +584,8 @@ def test_schemathesis_finds_no_server_error_in_the_002_operations(
 ) -> None:
     """schemathesis over the 002 operations of the live /openapi.json: no 5xx except GET /health's
     documented 503 (degraded: the fuzzer's own 4xx answers push the error rate over the limit). GET and
-    PUT /task get a task of the fuzzer's own (a failed analysis), so bodies reach a real record."""
+    PUT /task get a task of the fuzzer's own (a failed analysis), so bodies reach a real record, and a
+    dictionary of strings databases refuse or mangle (NUL, 10 kB, quotes, non-BMP) for its message."""
     with httpx.Client(base_url=stack.bridge_url, timeout=60) as client:
         job_id = _upload(client, plume["broken"]).json()["job_id"]
         _poll(client, job_id)
@@ -595,9 +596,14 @@ def test_schemathesis_finds_no_server_error_in_the_002_operations(
 include-operation-id = "gasflux_health"
 checks.not_a_server_error.expected-statuses = ["2XX", "3XX", "4XX", "503"]
 
+[dictionaries.hostile]
+values = ["\\u0000", "a\\u0000b", "{"x" * 10_000}", "'; DROP TABLE gasflux_tasks; --", "𝔘ñí©ødé ☃"]
+
 [[operations]]
 include-operation-id = ["gasflux_get_task", "gasflux_update_task"]
-parameters = {{ "path.task_id" = "{job_id}" }}
+[operations.parameters]
+"path.task_id" = "{job_id}"
+"body.message" = {{ dictionary = "hostile", probability = 0.3 }}
 """,
         encoding="utf-8",
     )
@@ -607,7 +613,7 @@ parameters = {{ "path.task_id" = "{job_id}" }}
         "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "2002", "--workers", "1",
         "--phases", "coverage,fuzzing,stateful", "--request-timeout", "60",
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Selected: 10/" in done.stdout, done.stdout[-3000:]
     with httpx.Client(base_url=stack.bridge_url, timeout=60) as client:

@@ -180,9 +180,9 @@ def test_answers_match_their_declared_response_models(client: tuple[TestClient, 
 
 
 def test_inputs_past_the_parser_or_the_ranges_are_400_not_500(client: tuple[TestClient, Any]) -> None:
-    """JSON nested past the parser's recursion limit raised RecursionError (500) on PUT /task and
-    /upload; a page past what /reports declares was answered; a NUL in the message is refused before it
-    reaches PostgreSQL (ours or Prefect's)."""
+    """JSON (PUT /task, /upload) or a YAML config nested past the parser's recursion limit raised
+    RecursionError (500); a page past what /reports declares was answered; a NUL in the message is
+    refused before it reaches PostgreSQL (ours or Prefect's)."""
     http, _ = client
     job_id = http.post("/upload", files={"file": ("flight.xlsx", b"x")}).json()["job_id"]
     deep = {"content": b"[" * 50_000, "headers": {"Content-Type": "application/json"}}
@@ -190,6 +190,9 @@ def test_inputs_past_the_parser_or_the_ranges_are_400_not_500(client: tuple[Test
     assert (nested.status_code, nested.json()["message"]) == (400, "请求体必须是 JSON 格式")
     upload = http.post("/upload", **deep)
     assert upload.status_code == 400 and upload.json()["message"] == "无效的请求: JSON nested too deeply"
+    yaml = {"file": ("flight.xlsx", b"x"), "config": ("config.yaml", b"gases: " + b"[" * 5000)}
+    config = http.post("/upload", files=yaml)
+    assert config.status_code == 400 and config.json()["message"].endswith("nested too deeply")
     page = http.get("/reports", params={"page": 2**31})
     assert page.status_code == 400
     assert page.json()["message"] == "Invalid parameter: page must be 2147483647 or less"

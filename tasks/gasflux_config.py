@@ -243,6 +243,8 @@ def _parse(user: str | Mapping[str, Any] | None) -> dict[str, Any]:
         loaded = yaml.safe_load(user)
     except yaml.YAMLError as exc:
         raise config_error(f"Config is not valid YAML: {exc}") from exc
+    except RecursionError as exc:  # the parser recurses per nesting level
+        raise config_error("Config is not valid YAML: nested too deeply") from exc
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -344,6 +346,13 @@ def _check_values(config: dict[str, Any]) -> None:
     oks = config["ordinary_kriging_settings"]
     if oks["y_min"] is not None and oks["y_max"] is not None and oks["y_min"] >= oks["y_max"]:
         raise config_error("'ordinary_kriging_settings.y_min' must be below 'y_max'")
+    svs = config["semivariogram_settings"]
+    if svs["sill"] is not None and svs["nugget"] is not None and svs["sill"] < svs["nugget"]:
+        # the sill is the total (nugget + partial sill): below the nugget the variogram is not one
+        raise config_error(
+            "'semivariogram_settings.sill' is the full sill and must not be below 'nugget'",
+            key="semivariogram_settings.sill",
+        )
     clash = set(config["gases"]) & set(config["required_cols"])
     if clash:
         raise config_error(f"columns listed both as gases and required_cols: {sorted(clash)}")

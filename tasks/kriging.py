@@ -232,6 +232,22 @@ def _gamma(model: str, params: list[float], dist: np.ndarray) -> np.ndarray:
     return out
 
 
+def pykrige_parameters(model: str, params: list[float]) -> dict[str, float]:
+    """Our [psill, range, nugget] (sill models), [slope, nugget] or [scale, exponent, nugget] as pykrige's
+    named dict.
+
+    Never hand pykrige a list for a sill model: it reads a list as [full sill, range, nugget] and subtracts
+    the nugget itself, so our partial sill would krige the grid with a partial sill short by one nugget,
+    another variogram than the one fitted and used by `block_kriging`.
+    """
+    names = {"linear": ("slope", "nugget"), "power": ("scale", "exponent", "nugget")}.get(
+        model, ("psill", "range", "nugget")
+    )
+    if len(params) != len(names):
+        raise ValueError(f"{model} variogram takes {len(names)} parameters, got {len(params)}")
+    return {name: float(value) for name, value in zip(names, params, strict=True)}
+
+
 def krige_grid(
     coords: np.ndarray,
     values: np.ndarray,
@@ -241,7 +257,8 @@ def krige_grid(
     """pykrige ordinary kriging of the grid, in chunks of rows to bound memory; returns (field, variance)."""
     ok = OrdinaryKriging(
         coords[:, 0], coords[:, 1], values,
-        variogram_model=variogram["model"], variogram_parameters=list(variogram["params"]),
+        variogram_model=variogram["model"],
+        variogram_parameters=pykrige_parameters(variogram["model"], variogram["params"]),
         exact_values=True, pseudo_inv=False,
     )  # fmt: skip
     gx, gz = grid_xz

@@ -41,6 +41,7 @@ from api_bridge.gasflux_stats import (
 )
 from api_bridge.jobs import JobGateway, JobNotFound, JobState, JobStatus, get_gateway
 from api_bridge.requests import BadBody, BodyTooLarge, read_body, save_upload
+from api_bridge.routers import gasflux_schema as schema
 from api_bridge.routers.gasflux_codes import (
     ACTIVE,
     ACTIVE_TASK_LIMIT,
@@ -350,7 +351,7 @@ async def index() -> Response:
     return FileResponse(PAGE_HTML, media_type="text/html; charset=utf-8")
 
 
-@router.get("/health")
+@router.get("/health", **schema.HEALTH)
 async def health() -> JSONResponse:
     census, storage = await MONITOR.current()
     stats = STATS.snapshot()
@@ -408,7 +409,7 @@ def _system() -> dict[str, float]:
     }
 
 
-@router.get("/stats")
+@router.get("/stats", **schema.STATS)
 async def stats() -> JSONResponse:
     census, _storage = await MONITOR.current(max_age=1.0, wait=True)
     snap = STATS.snapshot()
@@ -439,12 +440,12 @@ async def stats() -> JSONResponse:
     return answer(200, Msg.STATS_OK, data)
 
 
-@router.post("/stats/reset")
+@router.post("/stats/reset", **schema.STATS_RESET)
 async def stats_reset() -> JSONResponse:
     return answer(200, Msg.STATS_RESET, {"timestamp": round(STATS.reset(), 3)})
 
 
-@router.get("/config")
+@router.get("/config", **schema.CONFIG)
 async def config() -> JSONResponse:
     settings = get_settings()
     storage = get_storage()
@@ -475,7 +476,7 @@ async def config() -> JSONResponse:
 
 
 # --- upload --------------------------------------------------------------------------------------------
-@router.post("/upload", status_code=202)
+@router.post("/upload", status_code=202, **schema.UPLOAD)
 async def upload(request: Request) -> JSONResponse:
     limit = get_settings().gasflux_max_content_length
     try:
@@ -484,6 +485,8 @@ async def upload(request: Request) -> JSONResponse:
         return answer(413, Msg.TOO_LARGE.format(_size_text(limit)))
     except BadBody as exc:
         return answer(400, Msg.BAD_BODY.format(exc))
+    except RecursionError:  # a JSON body nested deeper than the parser goes
+        return answer(400, Msg.BAD_BODY.format("JSON nested too deeply"))
     try:
         data_file = body.files.get(DATA_FIELD)
         if data_file is None:
@@ -567,7 +570,7 @@ def _not_found(task_id: str) -> JSONResponse:
     return answer(404, Msg.TASK_NOT_FOUND, {"task_id": task_id})
 
 
-@router.get("/task/{task_id}")
+@router.get("/task/{task_id}", **schema.GET_TASK)
 async def get_task(task_id: str, request: Request) -> JSONResponse:
     request.state.gasflux_task_id = task_id
     # Clients poll this every few seconds: answer from memory when nothing needs reading.
@@ -618,12 +621,12 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
             return None
     try:
         value = json.loads(bytes(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
         return None
     return value if isinstance(value, dict) else None
 
 
-@router.put("/task/{task_id}")
+@router.put("/task/{task_id}", **schema.PUT_TASK)
 async def put_task(task_id: str, request: Request) -> JSONResponse:
     request.state.gasflux_task_id = task_id
     row = await _threaded(_load, task_id)
@@ -639,8 +642,8 @@ async def put_task(task_id: str, request: Request) -> JSONResponse:
         return answer(400, Msg.BAD_STATUS)
     if priority is not None and priority not in Priority.__members__.values():
         return answer(400, Msg.BAD_PRIORITY)
-    if message is not None and not isinstance(message, str):
-        return answer(400, Msg.BAD_MESSAGE)
+    if message is not None and (not isinstance(message, str) or "\x00" in message):
+        return answer(400, Msg.BAD_MESSAGE)  # PostgreSQL text (ours and Prefect's) cannot hold NUL
     if status is None and priority is None and message is None:
         return answer(400, Msg.NOTHING_TO_UPDATE)
     return await _threaded(_update_task, row, status, priority, message)
@@ -688,7 +691,7 @@ def _update_task(
     return answer(200, Msg.TASK_UPDATED, data)
 
 
-@router.delete("/task/{task_id}")
+@router.delete("/task/{task_id}", **schema.DELETE_TASK)
 async def delete_task(task_id: str, request: Request) -> JSONResponse:
     request.state.gasflux_task_id = task_id
     return await _threaded(_delete_task, task_id)
@@ -735,7 +738,7 @@ def _int_param(value: str | None, default: int, name: str) -> int | str:
         return f"{name} must be an integer"
 
 
-@router.get("/reports")
+@router.get("/reports", **schema.REPORTS)
 async def reports(request: Request) -> JSONResponse:
     query = request.query_params
     page = _int_param(query.get("page"), 1, "page")
@@ -746,6 +749,8 @@ async def reports(request: Request) -> JSONResponse:
         return answer(400, Msg.BAD_PARAM.format("per_page must be between 1 and 100"))
     if page < 1:
         return answer(400, Msg.BAD_PARAM.format("page must be 1 or greater"))
+    if page > schema.MAX_PAGE:
+        return answer(400, Msg.BAD_PARAM.format(f"page must be {schema.MAX_PAGE} or less"))
     sort_by = query.get("sort_by") or SortBy.CREATED_AT
     if sort_by not in SortBy.__members__.values():
         return answer(400, Msg.BAD_PARAM.format(f"sort_by must be one of {', '.join(SortBy)}"))
@@ -824,7 +829,7 @@ def _reports(
 
 
 # --- download ------------------------------------------------------------------------------------------
-@router.get("/download/{filename:path}")
+@router.get("/download/{filename:path}", **schema.DOWNLOAD)
 async def download(filename: str, request: Request) -> Response:
     return await _threaded(_download, filename, request)
 

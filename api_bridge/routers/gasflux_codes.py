@@ -125,7 +125,7 @@ class Msg:
     DELETE_FAILED = "删除任务文件失败: {}"
     BAD_STATUS = "无效状态。必须是以下之一: pending, processing, completed, failed"
     BAD_PRIORITY = "无效优先级。必须是以下之一: normal, high, low"
-    BAD_MESSAGE = "message 必须是字符串"
+    BAD_MESSAGE = "message 必须是字符串 (不含 NUL 字符)"
     NOT_JSON = "请求体必须是 JSON 格式"
     NOTHING_TO_UPDATE = "请求体至少需要包含 status、message 或 priority 之一"
     REPORTS_OK = "报告列表获取成功"

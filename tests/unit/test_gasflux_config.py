@@ -114,6 +114,8 @@ def test_unknown_keys_are_rejected_with_their_name() -> None:
         ("gases: {xyz: [0, 1]}", "molar mass"),
         ("- just\n- a list", "mapping"),
         ("gases: [unclosed", "YAML"),
+        ("gases: " + "[" * 5000, "nested too deeply"),
+        ("semivariogram_settings: {sill: 0.1, nugget: 0.5, range: 10}", "full sill"),
     ],
 )
 def test_invalid_values_fail_with_a_message(text: str, fragment: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial.distance import cdist
 
 from tasks import background, curtain, flux, kriging
 from tasks.gasflux_config import merge_config
@@ -153,3 +154,84 @@ def test_observation_bins_are_bounded_for_large_inputs() -> None:
     assert len(obs) <= 800
     assert obs["n"].sum() == n
     assert width > 10.0
+
+
+def _spherical(psill: float, rng: float, nugget: float, d: np.ndarray) -> np.ndarray:
+    """γ(d) written out here, not taken from pykrige or tasks.kriging: nugget jump off zero, γ(0) = 0."""
+    h = np.minimum(d / rng, 1.0)
+    return np.where(d > 1e-10, nugget + psill * (1.5 * h - 0.5 * h**3), 0.0)
+
+
+def _direct_ordinary_kriging(
+    coords: np.ndarray, values: np.ndarray, targets: np.ndarray, psill: float, rng: float, nugget: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ordinary-kriging system solved with numpy: estimate λ·z and variance λ·γ₀ + μ per target."""
+    n = values.size
+    a = np.ones((n + 1, n + 1))
+    a[:n, :n] = _spherical(psill, rng, nugget, cdist(coords, coords))
+    a[n, n] = 0.0
+    b = np.ones((n + 1, targets.shape[0]))
+    b[:n] = _spherical(psill, rng, nugget, cdist(coords, targets))
+    sol = np.linalg.solve(a, b)
+    return sol[:n].T @ values, np.sum(sol * b, axis=0)
+
+
+def _noisy_obs(seed: int = 4) -> pd.DataFrame:
+    """A smooth bump plus white noise of a fifth of its peak: a variogram with a real nugget."""
+    rng = np.random.default_rng(seed)
+    obs = _obs(lambda x, z: np.exp(-0.5 * ((x - 150) / 40) ** 2) * np.exp(-0.5 * ((z - 30) / 15) ** 2), 6, 25)
+    obs["v"] += rng.normal(0, 0.2, len(obs))
+    return obs
+
+
+def test_kriged_grid_uses_exactly_the_fitted_variogram_with_a_real_nugget() -> None:
+    """pykrige reads a list of sill-model parameters as [full sill, range, nugget]; the grid must be the
+    ordinary-kriging solution of the variogram we fitted (and block-krige with), value and variance."""
+    obs = _noisy_obs()
+    coords = obs[["x", "height_ato"]].to_numpy(float)
+    values = obs["v"].to_numpy(float)
+    variogram = kriging.fit_variogram(coords, values, CONFIG["semivariogram_settings"])
+    psill, rng, nugget = variogram["params"]
+    assert variogram["fitted"] and nugget > 0.1 * (psill + nugget)
+    gx, gz = np.linspace(3.0, 297.0, 23), np.linspace(7.0, 63.0, 9)
+    field, variance = kriging.krige_grid(coords, values, (gx, gz), variogram)
+    mx, mz = np.meshgrid(gx, gz)
+    est, var = _direct_ordinary_kriging(
+        coords, values, np.column_stack((mx.ravel(), mz.ravel())), psill, rng, nugget
+    )
+    np.testing.assert_allclose(field.ravel(), est, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(variance.ravel(), var, rtol=1e-6, atol=1e-9)
+
+
+def test_a_sill_fixed_in_the_config_is_the_full_sill_of_the_kriged_grid() -> None:
+    """sill, range and nugget from the config: the grid is kriged with that sill (not sill − 2·nugget) and
+    the block-kriging estimate, which uses the same model, equals the grid's Simpson integral."""
+    obs = _noisy_obs(seed=5)
+    settings = dict(CONFIG["semivariogram_settings"], sill=0.09, range=120.0, nugget=0.03)
+    grid = kriging.make_grid((0.0, 300.0), (5.0, 65.0), 400, 10)
+    result, arrays = kriging.krige_gas(obs, "v", grid, settings, jackknife=False)
+    summary = result["variogram"]
+    assert not summary["fitted"]
+    assert summary["sill"] == pytest.approx(0.09) and summary["nugget"] == pytest.approx(0.03)
+    mx, mz = np.meshgrid(grid.x, grid.z)
+    est, var = _direct_ordinary_kriging(
+        obs[["x", "height_ato"]].to_numpy(float), obs["v"].to_numpy(float),
+        np.column_stack((mx.ravel(), mz.ravel())), 0.06, 120.0, 0.03,
+    )  # fmt: skip
+    np.testing.assert_allclose(arrays["field"].ravel(), est, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(arrays["variance"].ravel(), var, rtol=1e-6, atol=1e-9)
+    assert result["block_kriging_estimate_kg_h"] == pytest.approx(result["emission_rate_kg_h"], rel=1e-6)
+
+
+def test_pykrige_parameters_name_each_model_parameter() -> None:
+    assert kriging.pykrige_parameters("spherical", [2.0, 50.0, 0.5]) == {
+        "psill": 2.0,
+        "range": 50.0,
+        "nugget": 0.5,
+    }
+    assert kriging.pykrige_parameters("linear", [2.0, 0.5]) == {"slope": 2.0, "nugget": 0.5}
+    assert kriging.pykrige_parameters("power", [2.0, 1.5, 0.5]) == {
+        "scale": 2.0,
+        "exponent": 1.5,
+        "nugget": 0.5,
+    }

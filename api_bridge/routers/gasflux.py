@@ -483,10 +483,8 @@ async def upload(request: Request) -> JSONResponse:
         body = await read_body(request, max_bytes=limit, max_files=4)
     except BodyTooLarge:
         return answer(413, Msg.TOO_LARGE.format(_size_text(limit)))
-    except BadBody as exc:
+    except BadBody as exc:  # includes JSON nested deeper than the parser goes
         return answer(400, Msg.BAD_BODY.format(exc))
-    except RecursionError:  # a JSON body nested deeper than the parser goes
-        return answer(400, Msg.BAD_BODY.format("JSON nested too deeply"))
     try:
         data_file = body.files.get(DATA_FIELD)
         if data_file is None:

@@ -189,7 +189,10 @@ def test_inputs_past_the_parser_or_the_ranges_are_400_not_500(client: tuple[Test
     nested = http.put(f"/task/{job_id}", **deep)
     assert (nested.status_code, nested.json()["message"]) == (400, "请求体必须是 JSON 格式")
     upload = http.post("/upload", **deep)
-    assert upload.status_code == 400 and upload.json()["message"] == "无效的请求: JSON nested too deeply"
+    assert (
+        upload.status_code == 400
+        and upload.json()["message"] == "无效的请求: malformed request body: JSON nested too deeply"
+    )
     yaml = {"file": ("flight.xlsx", b"x"), "config": ("config.yaml", b"gases: " + b"[" * 5000)}
     config = http.post("/upload", files=yaml)
     assert config.status_code == 400 and config.json()["message"].endswith("nested too deeply")

@@ -6,13 +6,14 @@ this class, each in its own process group so Ctrl-C or a test teardown stops the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,8 +209,13 @@ class EmbeddedStack:
         for name in reversed(list(self.processes)):
             self.stop_process(name)
 
-    def wait(self) -> int:
-        """Block until a component exits (or Ctrl-C), then stop the rest."""
+    def wait(self, restart: bool = True) -> int:
+        """Supervise until Ctrl-C (or SIGTERM), then stop everything.
+
+        A component that dies (an OOM kill of the runner, a crashed server) is started again with
+        exponential backoff while the others keep serving; what was left of its process group (a dead
+        runner's job processes) is killed first, so the zombie automation reports those jobs failed and
+        new jobs run on the new runner. `restart=False` stops the stack instead (the old behaviour)."""
         stopping = False
 
         def _stop(_signum: int, _frame: object) -> None:
@@ -218,13 +224,67 @@ class EmbeddedStack:
 
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
+        starters = {
+            "prefect-server": self.start_server,
+            "runner": self.start_runner,
+            "bridge": self.start_bridge,
+        }
+        backoff: dict[str, float] = {}
+        started_at = {name: time.monotonic() for name in self.processes}
         try:
             while not stopping:
                 for name, process in list(self.processes.items()):
-                    if process.poll() is not None:
-                        print(f"flowbridge: {name} exited with {process.returncode}; stopping", flush=True)
+                    if process.poll() is None:
+                        if time.monotonic() - started_at.get(name, 0) > STABLE_SECONDS:
+                            backoff.pop(name, None)  # up long enough: the next failure restarts at once
+                        continue
+                    reason = describe_exit(process.returncode)
+                    if not restart or name not in starters:
+                        print(f"flowbridge: {name} {reason}; stopping", flush=True)
                         return process.returncode or 1
+                    delay = backoff.get(name, 0.0)
+                    backoff[name] = min(max(1.0, delay * 2), MAX_BACKOFF_SECONDS)
+                    print(f"flowbridge: {name} {reason}; restarting it in {delay:.0f} s", flush=True)
+                    self._reap_group(process)
+                    if _sleep_unless(delay, lambda: stopping):
+                        break
+                    try:
+                        starters[name]()
+                        started_at[name] = time.monotonic()
+                        print(f"flowbridge: {name} restarted (pid {self.processes[name].pid})", flush=True)
+                    except Exception as exc:  # retried on the next pass, with a longer wait
+                        print(f"flowbridge: restarting {name} failed: {exc}", flush=True)
+                        failed = self.processes.get(name, process)
+                        self._reap_group(failed)
+                        self.processes[name] = failed
                 time.sleep(0.5)
             return 0
         finally:
             self.stop()
+
+    @staticmethod
+    def _reap_group(process: subprocess.Popen[bytes]) -> None:
+        """Kill what is left of a dead component's process group (its forkserver, its job processes)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+STABLE_SECONDS = 60.0
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with {returncode}"
+
+
+def _sleep_unless(seconds: float, stop: Callable[[], bool]) -> bool:
+    """Sleep up to `seconds`; True if `stop()` became true meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if stop():
+            return True
+        time.sleep(0.2)
+    return stop()

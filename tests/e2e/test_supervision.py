@@ -26,8 +26,11 @@ COMPONENTS = {
 
 def _component(up: psutil.Process, name: str) -> psutil.Process:
     for child in up.children():
-        if COMPONENTS[name] in " ".join(child.cmdline()):
-            return child
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and COMPONENTS[name] in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:  # exited (or a zombie) while we looked
+            continue
     raise AssertionError(f"no {name} under flowbridge up")
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flowbridge.settings import Settings, get_settings
 
 from .automations import ensure_automations
+from .priority import prioritise_runner
 from .registry import DEPLOYMENT, JOB_TYPES
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ async def _serve(pairs: list[tuple[Any, Any]], limit: int, warm: bool) -> None:
             while not runner.started:
                 await asyncio.sleep(0.05)
             _wake_when_slot_frees(runner, wake)
+            prioritise_runner(runner._scheduled_run_poller)
             group.start_soon(_poll_when_woken, runner, wake)
             await _wake_on_events(runner, wake)
 

@@ -21,6 +21,7 @@ import anyio.abc
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
 from deployments import warm_start
+from deployments.priority import start_order
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -123,7 +124,12 @@ warnings.filterwarnings("ignore", message="Type 'WarmProcessWorker'", category=U
 
 
 class WarmProcessWorker(ProcessWorker):
-    """ProcessWorker whose flow runs fork from the warm template."""
+    """ProcessWorker whose flow runs fork from the warm template, taken by priority tag."""
+
+    async def _submit_scheduled_flow_runs(self, flow_run_response: list[Any]) -> list[Any]:
+        # Prefect submits in the server's order (scheduled time) until the limit is reached
+        ordered = sorted(flow_run_response, key=lambda entry: start_order(entry.flow_run))
+        return await super()._submit_scheduled_flow_runs(ordered)
 
     async def run(
         self,

@@ -20,7 +20,6 @@ CONFIG_EXTENSIONS = (".yaml", ".yml")
 ACTIVE_TASK_LIMIT = 20  # /health: more active tasks than this is "degraded"
 ERROR_RATE_LIMIT = 10.0  # /health: percent of requests answered >= 400
 RECENT_TASKS = 20
-PRIORITY_TAG = "priority:"
 JOB_ID_TAG = "job_id:"
 
 

@@ -70,14 +70,13 @@ def drop_database(url: str) -> None:
 
 
 def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        port=free_port(),
-        prefect_port=free_port(),
-        runner_limit=int(os.environ.get("FLOWBRIDGE_TEST_RUNNER_LIMIT", "4")),
-        api_tokens=["test-token-1"],
+    values: dict[str, object] = {
+        "runner_limit": int(os.environ.get("FLOWBRIDGE_TEST_RUNNER_LIMIT", "4")),
+        "api_tokens": ["test-token-1"],
         **overrides,
+    }
+    return Settings(
+        data_dir=data_dir, database_url=database_url, port=free_port(), prefect_port=free_port(), **values
     )
 
 

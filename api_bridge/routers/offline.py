@@ -13,6 +13,7 @@ import json
 import logging
 import re
 from typing import Any
+from uuid import uuid4
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
@@ -41,8 +42,11 @@ from tasks.notify import TaskReport, legacy_time, send_task_mail
 
 log = logging.getLogger("flowbridge.offline")
 _EMAIL = re.compile(
-    r"^[^@\s\"(),:;<>\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
+    r"^[^@\s\"(),:;<>\[\]\\\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
 )
+_TASK_ID = re.compile(r"[0-9]+")
+# offline_tasks.id is an INTEGER column: 32 bits on PostgreSQL (64 on SQLite); a larger taskId names no task
+MAX_TASK_ID = 2**31 - 1
 _EXCEPTION_PREFIX = "Flow run encountered an exception: "
 
 
@@ -74,11 +78,21 @@ router = APIRouter(
 
 # --- request and answer shapes (documented in the OpenAPI schema) ------------------------------------
 class SubmitRequest(BaseModel):
+    """What POST /task/submit takes (JSON)."""
+
     algorithm: str = Field(description="A job type from GET /api/algorithm/list.")
     params: dict[str, Any] = Field(default_factory=dict, description="The algorithm's parameters.")
     email: str = Field(max_length=254, description="Receives a mail when the task fails or is cancelled.")
     inputFileSystemInfo: FileSystemInfo
     outputFileSystemInfo: FileSystemInfo
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """NUL cannot be stored in a text column (PostgreSQL) nor in Prefect's run parameters (jsonb)."""
+        if _has_nul(data):
+            raise ValueError("no field may contain a NUL character")
+        return data
 
     @field_validator("email")
     @classmethod
@@ -95,6 +109,16 @@ class SubmitRequest(BaseModel):
         if not self.outputFileSystemInfo.outputPath:
             raise ValueError("outputFileSystemInfo.outputPath is required")
         return self
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class SubmitAnswer(BaseModel):
@@ -115,9 +139,7 @@ class ErrorAnswer(BaseModel):
     message: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)}
 
 
 # --- endpoints -------------------------------------------------------------------------------------------
@@ -162,6 +184,9 @@ def submit(request: SubmitRequest) -> Response:
             legacy_id=str(task_id),
             tags=[f"task_id:{task_id}", f"algorithm:{job.name}"],
             flow_run_name=f"offline-{task_id}-{job.name}",
+            # this submission's own key: Prefect must never hand back a run another task started under the
+            # same taskId (an earlier metadata DB, a row discarded after a lost answer)
+            idempotency_key=f"{API}:{task_id}:{uuid4()}",
         )
     except Exception as exc:
         log.error("task %s: submission failed (%s)", task_id, type(exc).__name__)
@@ -230,6 +255,10 @@ def _check_params(job: JobType, params: dict[str, Any]) -> str | None:
     model = job.parameter_model()
     if model is None:
         return None
+    unknown = sorted(set(params) - set(model.model_fields))
+    if unknown:
+        known = ", ".join(sorted(set(model.model_fields) - {job.input_parameter}))
+        return f"params.{unknown[0]} is not a parameter of {job.name} (known: {known})"
     try:
         model.model_validate({**params, job.input_parameter: "staged-input"})
     except ValidationError as exc:
@@ -255,10 +284,22 @@ def _describe(job: JobType) -> dict[str, Any]:
     }
 
 
-def _load(raw_id: str | None) -> tuple[OfflineTask, JobStatus | None] | Response:
-    if not raw_id or not raw_id.strip().isdigit() or int(raw_id) < 1 or len(raw_id.strip()) > 18:
+def parse_task_id(raw_id: str | None) -> int | Response:
+    """A taskId as the client wrote it: ASCII digits of a positive integer, else 400; one beyond what the
+    column holds is a well-formed id of no task, 404 (never sent to the database, which would refuse it)."""
+    digits = (raw_id or "").strip()
+    if not _TASK_ID.fullmatch(digits) or not digits.strip("0"):
         return _error(400, "taskId must be a positive integer (the taskId submit answered)")
-    task_id = int(raw_id)
+    digits = digits.lstrip("0")
+    if len(digits) > len(str(MAX_TASK_ID)) or int(digits) > MAX_TASK_ID:
+        return _error(404, f"no task has taskId {digits[:24]}{'…' if len(digits) > 24 else ''}")
+    return int(digits)
+
+
+def _load(raw_id: str | None) -> tuple[OfflineTask, JobStatus | None] | Response:
+    task_id = parse_task_id(raw_id)
+    if isinstance(task_id, Response):
+        return task_id
     with session_scope() as session:
         row = session.get(OfflineTask, task_id)
     if row is None:

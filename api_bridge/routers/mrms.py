@@ -81,12 +81,20 @@ async def _serve(request: Request, method: str, handler: Handler) -> Response:
         return _error(endpoint, f"{request.method} instead of {method}")
     try:
         body = await read_body(request, max_bytes=SMALL_BODY, max_files=0)
-    except (BadBody, BodyTooLarge) as exc:
-        return _error(endpoint, str(exc))
+    except (BadBody, BodyTooLarge, ValueError, RecursionError) as exc:  # also JSON too deep or too long
+        return _error(endpoint, f"{type(exc).__name__}: {exc}"[:200])
     try:
+        _check_text(body.fields)
         return _answer(await run_in_threadpool(handler, body.fields))
     except RecordError as exc:
         return _error(endpoint, str(exc))
+
+
+def _check_text(fields: dict[str, str], *names: str) -> None:
+    """NUL cannot be stored in (nor compared with) a PostgreSQL text column: refuse it in any field."""
+    for key, value in (*fields.items(), *((n, n) for n in names)):
+        if "\x00" in key or "\x00" in value:
+            raise RecordError(f"{key[:64]!r}: NUL characters are not allowed")
 
 
 def _hist_no(fields: dict[str, str], *extra: str) -> str:
@@ -105,7 +113,7 @@ def _project_create(fields: dict[str, str]) -> str:
     records.create_project(
         project_id=project_id,
         purpose=records.parse_enum(Purpose, fields.get("project_purpose_cd"), "project_purpose_cd"),
-        dataset_id=(fields.get("dataset_id") or "").strip() or None,
+        dataset_id=records.optional(fields.get("dataset_id"), "dataset_id"),
         status=ProjectStatus.UPLOAD_WAITING if status is ProjectStatus.ANALYSIS_REQUESTED else status,
         start_time=parse_time(fields.get("start_time"), "start_time"),
         modeling_mode=records.parse_enum(ModelingMode, fields.get("modeling_mode") or "1", "modeling_mode"),
@@ -185,10 +193,12 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
     hist_no = require(fields.get("learn_hist_no"), "learn_hist_no")
     project_id = require(fields.get("project_id"), "project_id")
     project = records.project_for_training(project_id)
-    alg_id = (fields.get("alg_id") or "").strip() or None
+    alg_id = records.optional(fields.get("alg_id"), "alg_id")
     external = (fields.get("external") or fields.get("trainer") or "").strip().lower() in EXTERNAL_VALUES
     trained_here = not external and alg_id in REGISTRY
-    param_id = (fields.get("param_id") or "").strip() or None
+    param_id = (fields.get("param_id") or "").strip() or None  # an id, or an inline JSON object
+    if param_id is not None and not param_id.startswith("{"):
+        param_id = records.optional(param_id, "param_id")
     params: dict[str, Any] | None = None
     if trained_here:
         param_id, params = _resolve_params(param_id, alg_id)
@@ -201,9 +211,9 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
         project_id=project_id,
         param_id=param_id,
         params=params,
-        alg_anal_id=(fields.get("alg_anal_id") or "").strip() or None,
+        alg_anal_id=records.optional(fields.get("alg_anal_id"), "alg_anal_id"),
         alg_id=alg_id,
-        dp_analysis_id=(fields.get("dp_analysis_id") or "").strip() or None,
+        dp_analysis_id=records.optional(fields.get("dp_analysis_id"), "dp_analysis_id"),
         status=records.parse_enum(LearnStatus, fields.get("learn_sttus_cd") or "5", "learn_sttus_cd"),
         start_time=parse_time(fields.get("start_time"), "start_time"),
         trainer=Trainer.FLOWBRIDGE if trained_here else Trainer.EXTERNAL,
@@ -218,6 +228,9 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
                 parent_id=project_id,
                 tags=[f"project:{project_id}", f"learn_hist_no:{hist_no}"],
                 flow_run_name=f"learn-{hist_no}",
+                # this history's own key: Prefect must never hand back a run started for an earlier
+                # history of the same number (a metadata DB reset while Prefect kept its runs)
+                idempotency_key=f"{API}:{hist_no}:{records.new_id()}",
             )
         except (SubmitError, OSError) as exc:
             records.update_learn_status(hist_no, LearnStatus.ERROR, f"could not start training: {exc}")
@@ -279,9 +292,8 @@ def _status_update(fields: dict[str, str]) -> str:
     status = records.parse_enum(
         LearnStatus, require(first(fields, ("sttus_cd", "learn_sttus_cd")), "sttus_cd"), "sttus_cd"
     )
-    records.update_learn_status(
-        _hist_no(fields), status, fields.get("message"), (fields.get("task_idx") or "").strip() or None
-    )
+    task_idx = records.optional(fields.get("task_idx"), "task_idx", limit=32)
+    records.update_learn_status(_hist_no(fields), status, fields.get("message"), task_idx)
     return Reply.OK
 
 
@@ -463,8 +475,8 @@ async def dataset_upload(request: Request) -> Response:
     limit = get_settings().mrms_max_upload_bytes
     try:
         body = await read_body(request, max_bytes=limit, max_files=1)
-    except (BadBody, BodyTooLarge) as exc:
-        return _error("/mrms/dataset_upload", str(exc))
+    except (BadBody, BodyTooLarge, ValueError, RecursionError) as exc:
+        return _error("/mrms/dataset_upload", f"{type(exc).__name__}: {exc}"[:200])
     try:
         return _answer(await run_in_threadpool(_store_dataset, body))
     except (RecordError, UnsafePathError) as exc:
@@ -480,8 +492,9 @@ def _store_dataset(body: Any) -> str:
     if upload is None:
         raise RecordError(f"the file field must be named {DATASET_FIELD!r}")
     fields = body.fields
+    _check_text(fields, upload.filename or "")
     target = require(fields.get("target"), "target")
-    time_column = (fields.get("time_column") or "").strip() or None
+    time_column = records.optional(fields.get("time_column"), "time_column", limit=255)
     dataset_id = safe_part(require(fields.get("dataset_id") or records.new_id(), "dataset_id"))
     if records.dataset_exists(dataset_id):
         raise RecordError(f"dataset {dataset_id!r} already exists")
@@ -522,7 +535,7 @@ def _param_set(fields: dict[str, str]) -> str:
     from tasks.mrms_training import REGISTRY, TrainingError, build_estimator, default_config, split_params
 
     params = records.parse_json_object(fields.get("params"), "params")
-    alg_id = (fields.get("alg_id") or "").strip() or None
+    alg_id = records.optional(fields.get("alg_id"), "alg_id")
     if alg_id in REGISTRY:
         try:
             _, hyper = split_params(params, default_config())
@@ -532,4 +545,3 @@ def _param_set(fields: dict[str, str]) -> str:
     param_id = require(fields.get("param_id") or records.new_id(), "param_id")
     records.create_param_set(param_id, params, alg_id)
     return param_id
-

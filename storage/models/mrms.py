@@ -105,7 +105,10 @@ class MrmsStepResult(Base):
     """ml_result_json of one step, as reported (by the flow or an external worker)."""
 
     __tablename__ = "mrms_step_results"
-    __table_args__ = (UniqueConstraint("learn_hist_no", "step", name="uq_mrms_step_results_hist_step"),)
+    __table_args__ = (
+        UniqueConstraint("learn_hist_no", "step", name="uq_mrms_step_results_hist_step"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     learn_hist_no: Mapped[str] = mapped_column(
@@ -124,7 +127,7 @@ class MrmsResourceSample(Base):
     """One eps or CPU report of a learning history (UpdateEps, ModelResource)."""
 
     __tablename__ = "mrms_resource_samples"
-    __table_args__ = (Index("ix_mrms_resource_samples_hist", "learn_hist_no"),)
+    __table_args__ = (Index("ix_mrms_resource_samples_hist", "learn_hist_no"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     learn_hist_no: Mapped[str] = mapped_column(

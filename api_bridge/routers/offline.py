@@ -15,8 +15,9 @@ import re
 from typing import Any
 from uuid import uuid4
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Security
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from api_bridge.errors import register_envelope
@@ -58,7 +59,15 @@ def _error(status: int, message: str, code: ErrorCode | None = None) -> JSONResp
 register_envelope(PREFIX, _error)
 
 
-def require_token(authorization: str | None = Header(None, description="A token from settings.")) -> None:
+TOKEN_HEADER = APIKeyHeader(
+    name="Authorization",
+    scheme_name="OfflineToken",
+    description="`<token>` (as the document shows) or `Bearer <token>`, one of FLOWBRIDGE_API_TOKENS.",
+    auto_error=False,
+)
+
+
+def require_token(authorization: str | None = Security(TOKEN_HEADER)) -> None:
     """Accept `Authorization: <token>` (as the document shows) or `Bearer <token>`, compared in constant
     time against every configured token."""
     offered = (authorization or "").strip()
@@ -139,11 +148,58 @@ class ErrorAnswer(BaseModel):
     message: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)}
+class AlgorithmInput(BaseModel):
+    kind: str = Field(description="file or folder")
+    description: str
+
+
+class AlgorithmOutput(BaseModel):
+    folder: str
+    description: str
+
+
+class Algorithm(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the algorithm's parameters.")
+    input: AlgorithmInput
+    output: AlgorithmOutput
+
+
+class AlgorithmList(BaseModel):
+    algorithms: list[Algorithm]
+
+
+TASK_ID_DOC = "The taskId submit answered."
+# declared as what it is; read as text so that any value answers the documented 400/404, never a 422
+TASK_ID_PARAMETER = {
+    "parameters": [
+        {
+            "name": "taskId",
+            "in": "query",
+            "required": True,
+            "description": TASK_ID_DOC,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    ]
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers an endpoint gives; "4XX" covers the rest (a wrong method answers 405), so no
+    FastAPI 422 is declared: malformed requests answer 400 BAD_REQUEST."""
+    answers: dict[int | str, dict[str, Any]] = {code: {"model": ErrorAnswer} for code in (*codes, 401)}
+    answers["4XX"] = {"model": ErrorAnswer, "description": "Other client errors (405: wrong method)."}
+    return answers
 
 
 # --- endpoints -------------------------------------------------------------------------------------------
-@router.post("/task/submit", response_model=SubmitAnswer, responses=ERRORS)
+@router.post(
+    "/task/submit",
+    response_model=SubmitAnswer,
+    responses=errors(400, 503),
+    operation_id="offline_submit_task",
+)
 def submit(request: SubmitRequest) -> Response:
     job = JOB_TYPES.get(request.algorithm)
     if job is None or not job.offline:
@@ -208,8 +264,14 @@ def submit(request: SubmitRequest) -> Response:
     return JSONResponse({"taskId": task_id})
 
 
-@router.get("/task/get", response_model=TaskAnswer, responses=ERRORS)
-def get_task(taskId: str | None = Query(None, description="The id submit answered.")) -> Response:
+@router.get(
+    "/task/get",
+    response_model=TaskAnswer,
+    responses=errors(400, 404),
+    operation_id="offline_get_task",
+    openapi_extra=TASK_ID_PARAMETER,
+)
+def get_task(taskId: str | None = Query(None, include_in_schema=False)) -> Response:
     found = _load(taskId)
     if isinstance(found, Response):
         return found
@@ -217,9 +279,15 @@ def get_task(taskId: str | None = Query(None, description="The id submit answere
     return JSONResponse(_answer(row, status))
 
 
-@router.post("/task/cancel", response_model=TaskAnswer, responses=ERRORS)
+@router.post(
+    "/task/cancel",
+    response_model=TaskAnswer,
+    responses=errors(400, 404, 409),
+    operation_id="offline_cancel_task",
+    openapi_extra=TASK_ID_PARAMETER,
+)
 def cancel_task(
-    background: BackgroundTasks, taskId: str | None = Query(None, description="The id submit answered.")
+    background: BackgroundTasks, taskId: str | None = Query(None, include_in_schema=False)
 ) -> Response:
     found = _load(taskId)
     if isinstance(found, Response):
@@ -239,7 +307,7 @@ def cancel_task(
     return JSONResponse(_answer(row, after))
 
 
-@router.get("/list", responses=ERRORS)
+@router.get("/list", response_model=AlgorithmList, responses=errors(), operation_id="offline_list_algorithms")
 def list_algorithms() -> JSONResponse:
     return JSONResponse({"algorithms": [_describe(JOB_TYPES[name]) for name in _offline_jobs()]})
 

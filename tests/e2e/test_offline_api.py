@@ -418,3 +418,12 @@ def test_hdfs_task_against_a_real_namenode(api: httpx.Client) -> None:
     listed = {f.relpath for f in client.list_input(f"{base}/out/{task_id}")}
     assert {"forecast.csv", "forecast_bounds.csv"} <= listed
     client.delete(base)
+
+
+# --- the OpenAPI contract, fuzzed --------------------------------------------------------------------
+def test_the_offline_contract_holds_under_fuzzing(stack: StackInfo) -> None:
+    """The 001 operations as /openapi.json declares them: generated calls, valid or not, never get a
+    server error."""
+    from tests.e2e.test_mrms_api import fuzz
+
+    assert fuzz(stack, "^/api/algorithm/", "/api/algorithm/", {"Authorization": TOKEN}, examples=25) == []

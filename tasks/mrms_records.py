@@ -58,6 +58,19 @@ class NotFound(RecordError):
     pass
 
 
+class ForeignRun(RecordError):
+    """A training run reached a history that is attached to another run (a history of the same number
+    created after the run's own history was lost with its metadata DB): it must not touch it."""
+
+
+def _check_owner(hist: MrmsLearnHist, run_id: str | None) -> None:
+    # a run may start before the bridge attaches it (flow_run_id still unset): that history is its own
+    if run_id and hist.flow_run_id and hist.flow_run_id != run_id:
+        raise ForeignRun(
+            f"learn_hist_no {hist.learn_hist_no!r} belongs to run {hist.flow_run_id}, not {run_id}"
+        )
+
+
 # --- parsing the document's string fields ------------------------------------------------------------
 def require(value: str | None, name: str) -> str:
     if value is None or not value.strip():
@@ -490,12 +503,15 @@ class TrainingJob:
     dataset: dict[str, Any] | None
 
 
-def begin_training(learn_hist_no: str, *, task_idx: str, when: datetime) -> TrainingJob:
+def begin_training(
+    learn_hist_no: str, *, task_idx: str, when: datetime, run_id: str | None = None
+) -> TrainingJob:
     """Worker `task_idx` starts: status 5 and start time `when` (what an external worker's
     update_learn_status and update_time leave), and what it needs to train, in one transaction, so a
     run's first database round trip is also its only one before training."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         project = _get(session, MrmsProject, hist.project_id, "project")
         dataset = session.get(MrmsDataset, project.dataset_id) if project.dataset_id else None
         _set_status(hist, LearnStatus.RUNNING, NO_MESSAGE, task_idx)
@@ -525,10 +541,12 @@ def update_learn_status_and_time(
     task_idx: str | None,
     kind: TimeType,
     when: datetime,
+    run_id: str | None = None,
 ) -> None:
     """update_learn_status and update_time in one transaction (the training flow's start and end)."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         _set_status(hist, status, message, task_idx)
         _set_time(hist, kind, when)
 
@@ -575,10 +593,11 @@ class StepRecord:
     cpu_percent: float
 
 
-def record_steps(learn_hist_no: str, steps: Iterable[StepRecord]) -> None:
+def record_steps(learn_hist_no: str, steps: Iterable[StepRecord], *, run_id: str | None = None) -> None:
     """Several steps in one transaction, leaving exactly the rows that the three calls per step leave."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         for step in steps:
             _record_result(session, hist, step.result)
             _update_eps(session, hist, step.eps)
@@ -634,13 +653,15 @@ def running_runs(*, project_id: str | None = None, learn_hist_no: str | None = N
         return [(hist, run) for hist, run in session.execute(query).all()]
 
 
-def close_lost_run(learn_hist_no: str, state_name: str, reason: str | None, ended: datetime) -> None:
+def close_lost_run(
+    learn_hist_no: str, state_name: str, reason: str | None, ended: datetime, *, run_id: str | None = None
+) -> None:
     """Mark a history whose training run ended without the flow's own bookkeeping (cancelled, crashed,
     lost with its machine) as failed: status 7 with the run's state as message, and an end time. A
     history that already left RUNNING is left alone."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
-        if hist.learn_sttus_cd != LearnStatus.RUNNING:
+        if hist.learn_sttus_cd != LearnStatus.RUNNING or (run_id and hist.flow_run_id not in (None, run_id)):
             return
         message = f"training run {state_name}: {reason or 'no reason given'}"
         _set_status(hist, LearnStatus.ERROR, message, None)
@@ -652,9 +673,12 @@ def update_time(learn_hist_no: str, kind: TimeType, when: datetime) -> None:
         _set_time(_get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no"), kind, when)
 
 
-def finish_training(learn_hist_no: str, *, model_path: str, model_sha256: str, stopped_early: bool) -> None:
+def finish_training(
+    learn_hist_no: str, *, model_path: str, model_sha256: str, stopped_early: bool, run_id: str | None = None
+) -> None:
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         hist.model_path = model_path
         hist.model_sha256 = model_sha256
         hist.stopped_early = stopped_early

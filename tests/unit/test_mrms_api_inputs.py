@@ -268,3 +268,43 @@ def test_the_migration_rebuilds_existing_sqlite_tables_keeping_their_rows(tmp_pa
             assert connection.execute(text(f"SELECT max(id) FROM {table}")).scalar() == 3
         assert connection.execute(text("SELECT count(*) FROM mrms_learn_hists")).scalar() == 1
     engine.dispose()
+
+
+def test_a_run_never_writes_into_a_history_attached_to_another_run(client: TestClient) -> None:
+    """A run Prefect kept from a history lost with its metadata DB must leave the new history of the same
+    number alone: start, steps, model, end state and its crash hook all refuse or skip it."""
+    from api_bridge.routers.mrms_codes import LearnStatus, TimeType
+    from tasks import mrms_records as records
+
+    project_and_hist(client)
+    records.attach_training_run("h1", "run-new")
+    now = datetime.now(UTC)
+    step = records.StepRecord({"loss": 0.5, "step": 1}, 1.0, 2.0)
+    refused = [
+        lambda: records.begin_training("h1", task_idx="0", when=now, run_id="run-old"),
+        lambda: records.record_steps("h1", [step], run_id="run-old"),
+        lambda: records.finish_training(
+            "h1",
+            model_path="runs/run-old/model.skops",
+            model_sha256="0" * 64,
+            stopped_early=False,
+            run_id="run-old",
+        ),
+        lambda: records.update_learn_status_and_time(
+            "h1", LearnStatus.DONE, "-", task_idx="0", kind=TimeType.END, when=now, run_id="run-old"
+        ),
+    ]
+    for call in refused:
+        with pytest.raises(records.ForeignRun):
+            call()
+    records.close_lost_run("h1", "Crashed", "old run", now, run_id="run-old")
+    model = get(client, "get_models_info", project_id="p1")[0]
+    assert model["learn_sttus_cd"] == "5" and model["ml_result_json"] is None and not model["model_file"]
+    assert model["task_idx"] == "" and model["end_time"] == ""
+    # its own run (and a run that starts before the bridge attached it) writes as before
+    records.begin_training("h1", task_idx="0", when=now, run_id="run-new")
+    records.record_steps("h1", [step], run_id="run-new")
+    records.close_lost_run("h1", "Crashed", "its own run", now, run_id="run-new")
+    assert get(client, "get_models_info", project_id="p1")[0]["learn_sttus_cd"] == "7"
+    assert post(client, "insert_learn_hist", learn_hist_no="h2", project_id="p1", external="Y") == "1"
+    records.begin_training("h2", task_idx="0", when=now, run_id="run-first")

@@ -254,6 +254,33 @@ def test_unknown_ids_wrong_types_and_methods_answer_error(bridge: httpx.Client, 
     assert bridge.post("/mrms/get_sttus_cd", json={"hist_no": hist_no}).text == "5"  # nothing changed it
 
 
+def test_values_postgresql_cannot_hold_answer_error_without_an_unhandled_error(
+    bridge: httpx.Client, stack: StackInfo
+) -> None:
+    """NUL, a step beyond INTEGER, ids longer than their VARCHAR: PostgreSQL refuses them, and the bridge
+    used to let that error through (answered "error" by the envelope, logged as unhandled)."""
+    project_id = uid("proj")
+    form = {"project_id": project_id, "project_purpose_cd": "1", "status": "3"}
+    assert bridge.post("/mrms/project_create", data=form).text == "1"
+    hist_no = insert_hist(bridge, project_id, "not-in-registry")
+    before = len(unhandled_errors(stack, "/mrms/"))
+    posts = [
+        ("/mrms/project_create", {**form, "project_id": "p\x00"}),
+        ("/mrms/project_create", {**form, "project_id": uid("proj"), "dataset_id": "d" * 65}),
+        ("/mrms/get_sttus_cd", {"hist_no": "h\x00"}),
+        ("/mrms/learn_result_update", {"hist_no": hist_no, "result": json.dumps({"step": 2**31})}),
+        ("/mrms/status_update/learn", {"hist_no": hist_no, "sttus_cd": "6", "task_idx": "9" * 33}),
+        ("/mrms/model_alias_update", {"hist_no": hist_no, "model_alias": "a\x00"}),
+    ]
+    for path, body in posts:
+        answer = bridge.post(path, json=body)
+        assert (answer.status_code, answer.text) == (200, "error"), (path, body)
+    answer = bridge.get("/mrms/get_projects_info", params={"project_id": "p\x00"})
+    assert (answer.status_code, answer.text) == (200, "error")
+    assert unhandled_errors(stack, "/mrms/")[before:] == []
+    assert bridge.post("/mrms/get_sttus_cd", json={"hist_no": hist_no}).text == "5"
+
+
 def test_dataset_upload_checks_file_and_target(bridge: httpx.Client) -> None:
     frame = cancer_frame().head(50)
     dataset_id = upload_dataset(bridge, frame, "target", parquet=True, dataset_id=uid("pq"))

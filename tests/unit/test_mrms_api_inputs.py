@@ -30,6 +30,31 @@ class FakeGateway:
             self.parameters[self.by_key[key]] = parameters
         return self.by_key[key]
 
+    def status(self, run_id: UUID | str, *, fresh: bool = False) -> Any:
+        from api_bridge.jobs import JobState, JobStatus
+
+        assert UUID(str(run_id)) in self.parameters
+        return JobStatus(
+            UUID(str(run_id)),
+            JobState.RUNNING,
+            "Running",
+            None,
+            0.5,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+    def logs(self, run_id: UUID | str, *, offset: int = 0, limit: int = 200) -> list[Any]:
+        from api_bridge.jobs import LogLine
+
+        line = LogLine(0, datetime(2024, 8, 8, tzinfo=UTC), "INFO", f"training in run {run_id}", "flow")
+        return [line][offset:limit]
+
 
 @pytest.fixture()
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
@@ -228,6 +253,9 @@ def test_a_history_gets_a_run_of_its_own_even_under_a_number_prefect_saw_before(
         second_run = session.get(MrmsLearnHist, "h1").flow_run_id  # type: ignore[union-attr]
     assert first_run and second_run and first_run != second_run
     assert len(gateway.parameters) == 2
+    assert post(client, "get_sttus_cd", hist_no="h1") == "5"
+    logs = get(client, "get_learn_logs", hist_no="h1")
+    assert logs == {"0": f"2024-08-08 00:00:00 INFO training in run {second_run}"}
 
 
 def test_the_migration_rebuilds_existing_sqlite_tables_keeping_their_rows(tmp_path: Path) -> None:

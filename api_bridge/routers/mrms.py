@@ -91,11 +91,11 @@ async def _serve(request: Request, method: str, handler: Handler) -> Response:
         return _error(endpoint, str(exc))
 
 
-def _check_text(fields: dict[str, str], *names: str) -> None:
-    """NUL cannot be stored in (nor compared with) a PostgreSQL text column: refuse it in any field."""
-    for key, value in (*fields.items(), *((n, n) for n in names)):
-        if "\x00" in key or "\x00" in value:
-            raise RecordError(f"{key[:64]!r}: NUL characters are not allowed")
+def _check_text(fields: dict[str, str], *more: str) -> None:
+    """NUL cannot be stored in (nor compared with) a PostgreSQL text column: refuse it in any field name,
+    value, or other client text (`more`, e.g. an upload's file name)."""
+    if any("\x00" in text for pair in fields.items() for text in pair) or any("\x00" in t for t in more):
+        raise RecordError("NUL characters are not allowed")
 
 
 def _hist_no(fields: dict[str, str], *extra: str) -> str:
@@ -233,8 +233,6 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
     external = (fields.get("external") or fields.get("trainer") or "").strip().lower() in EXTERNAL_VALUES
     trained_here = not external and alg_id in REGISTRY
     param_id = (fields.get("param_id") or "").strip() or None  # an id, or an inline JSON object
-    if param_id is not None and not param_id.startswith("{"):
-        param_id = records.optional(param_id, "param_id")
     params: dict[str, Any] | None = None
     if trained_here:
         param_id, params = _resolve_params(param_id, alg_id)
@@ -242,6 +240,8 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
             check_params(alg_id, params, Purpose(project["purpose"]), default_config())  # type: ignore[arg-type]
         except TrainingError as exc:
             raise RecordError(str(exc)) from exc
+    else:  # kept as given for the external worker: what its column holds
+        param_id = records.optional(param_id, "param_id")
     records.create_learn_hist(
         learn_hist_no=hist_no,
         project_id=project_id,

@@ -161,6 +161,15 @@ def test_the_last_step_a_column_holds_is_the_last_one(client: TestClient) -> Non
             "insert_learn_hist",
             {"learn_hist_no": "h2", "project_id": "p1", "external": "Y", "param_id": "x" * 65},
         ),
+        (
+            "insert_learn_hist",
+            {
+                "learn_hist_no": "h2",
+                "project_id": "p1",
+                "external": "Y",
+                "param_id": json.dumps({"a": "x" * 60}),
+            },
+        ),
         ("status_update/learn", {"hist_no": "h1", "sttus_cd": "6", "task_idx": "9" * 33}),
         ("model_alias_update", {"hist_no": "h1", "model_alias": "a\x00b"}),
         ("get_sttus_cd", {"hist_no": "h\x00"}),

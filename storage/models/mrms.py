@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -34,7 +35,7 @@ class MrmsDataset(Base):
     original_name: Mapped[str] = mapped_column(String(255))
     target: Mapped[str] = mapped_column(String(255))
     time_column: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # an upload limit may be set above 2 GiB
     columns: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

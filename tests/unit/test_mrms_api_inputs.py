@@ -269,7 +269,7 @@ def test_a_history_gets_a_run_of_its_own_even_under_a_number_prefect_saw_before(
 
 def test_the_migration_rebuilds_existing_sqlite_tables_keeping_their_rows(tmp_path: Path) -> None:
     from alembic import command
-    from sqlalchemy import text
+    from sqlalchemy import BigInteger, inspect, text
 
     from storage.metadata import alembic_config, make_engine
 
@@ -304,6 +304,21 @@ def test_the_migration_rebuilds_existing_sqlite_tables_keeping_their_rows(tmp_pa
         for table in tables:
             assert connection.execute(text(f"SELECT max(id) FROM {table}")).scalar() == 3
         assert connection.execute(text("SELECT count(*) FROM mrms_learn_hists")).scalar() == 1
+        # a dataset over 2 GiB (an upload limit may be set that high): BIGINT, as on PostgreSQL
+        insert(
+            connection,
+            "mrms_datasets",
+            dataset_id="d1",
+            path="p",
+            file_format="csv",
+            original_name="d.csv",
+            target="t",
+            size_bytes=3 * 2**30,
+            columns="[]",
+            created_at=now,
+        )
+    size = next(c for c in inspect(engine).get_columns("mrms_datasets") if c["name"] == "size_bytes")
+    assert isinstance(size["type"], BigInteger)
     engine.dispose()
 
 

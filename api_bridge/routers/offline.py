@@ -354,7 +354,8 @@ def _describe(job: JobType) -> dict[str, Any]:
 
 def parse_task_id(raw_id: str | None) -> int | Response:
     """A taskId as the client wrote it: ASCII digits of a positive integer, else 400; one beyond what the
-    column holds is a well-formed id of no task, 404 (never sent to the database, which would refuse it)."""
+    column holds is a well-formed id of no task, 404, never sent to the database (SQLite cannot even bind
+    an integer beyond 64 bits, and int() refuses more than 4300 digits)."""
     digits = (raw_id or "").strip()
     if not _TASK_ID.fullmatch(digits) or not digits.strip("0"):
         return _error(400, "taskId must be a positive integer (the taskId submit answered)")

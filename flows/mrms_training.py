@@ -56,7 +56,7 @@ def train_worker(learn_hist_no: str, run_id: str, progress: Progress | None = No
     Not retried: a second attempt would re-record steps an external reader has already seen.
     """
     logger = get_run_logger()
-    job = records.begin_training(learn_hist_no, task_idx=WORKER_IDX, when=datetime.now(UTC))
+    job = records.begin_training(learn_hist_no, task_idx=WORKER_IDX, when=datetime.now(UTC), run_id=run_id)
     hist, project, dataset = job.hist, job.project, job.dataset
     algorithm = REGISTRY.get(hist["alg_id"] or "")
     if algorithm is None:
@@ -89,7 +89,7 @@ def train_worker(learn_hist_no: str, run_id: str, progress: Progress | None = No
             progress.stage("train", f"{algorithm.alg_id}: {config.steps} steps")
         # Every step is recorded (DB rows, log line, progress) by a background thread, so the training
         # thread never waits for the database, the Prefect API or the log handler.
-        with StepRecorder(learn_hist_no, config.steps, logger, progress) as recorder:
+        with StepRecorder(learn_hist_no, config.steps, logger, progress, run_id=run_id) as recorder:
             outcome = train_iteratively(algorithm, hyper, data, config, project["early_stop"], recorder)
             blob, sha256 = export_model(data, outcome.estimator)
     if outcome.stopped_early:
@@ -97,7 +97,11 @@ def train_worker(learn_hist_no: str, run_id: str, progress: Progress | None = No
     storage.write_result(run_id, MODEL_FILE, blob)
     model_path = f"runs/{run_id}/{MODEL_FILE}"
     records.finish_training(
-        learn_hist_no, model_path=model_path, model_sha256=sha256, stopped_early=outcome.stopped_early
+        learn_hist_no,
+        model_path=model_path,
+        model_sha256=sha256,
+        stopped_early=outcome.stopped_early,
+        run_id=run_id,
     )
     logger.info("model exported to %s (skops, sha256 %s)", model_path, sha256)
     return {
@@ -126,8 +130,10 @@ class StepRecorder:
         logger: Any,
         progress: Progress | None,
         interval: float = 1.0,
+        run_id: str | None = None,
     ) -> None:
         self.learn_hist_no = learn_hist_no
+        self.run_id = run_id
         self.total_steps = total_steps
         self.logger = logger
         self.progress = progress
@@ -173,7 +179,9 @@ class StepRecorder:
 
     def _record(self, reports: list[StepReport]) -> None:
         records.record_steps(
-            self.learn_hist_no, [records.StepRecord(r.result, r.eps, r.cpu_percent) for r in reports]
+            self.learn_hist_no,
+            [records.StepRecord(r.result, r.eps, r.cpu_percent) for r in reports],
+            run_id=self.run_id,
         )
         for report in reports:
             self.logger.info(
@@ -191,10 +199,10 @@ class StepRecorder:
             self.progress.advance(step / self.total_steps, f"step {step}/{self.total_steps}")
 
 
-def _report_state(hist_no: str, status: LearnStatus, message: str, kind: TimeType) -> None:
+def _report_state(hist_no: str, status: LearnStatus, message: str, kind: TimeType, run_id: str) -> None:
     """Worker "0"'s status with its start or end time now: update_learn_status + update_time, one commit."""
     records.update_learn_status_and_time(
-        hist_no, status, message, task_idx=WORKER_IDX, kind=kind, when=datetime.now(UTC)
+        hist_no, status, message, task_idx=WORKER_IDX, kind=kind, when=datetime.now(UTC), run_id=run_id
     )
 
 
@@ -202,7 +210,7 @@ def _mark_failed(_flow: Any, run: Any, state: Any) -> None:
     """A crashed or cancelled run never reached the flow's own error handling: close the history."""
     hist_no = (run.parameters or {}).get("learn_hist_no")
     if hist_no:
-        records.close_lost_run(hist_no, state.name, state.message, datetime.now(UTC))
+        records.close_lost_run(hist_no, state.name, state.message, datetime.now(UTC), run_id=str(run.id))
 
 
 @flow(
@@ -220,16 +228,18 @@ def mrms_training(learn_hist_no: str) -> dict[str, Any]:
         progress.stage("prepare", "reading the dataset")
         try:
             summary = train_worker(hist_no, run_id, progress)
+        except records.ForeignRun:
+            raise  # another run's history: leave it alone
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             flush_run_logs()  # a client seeing status 6 or 7 finds every step's line
-            _report_state(hist_no, LearnStatus.ERROR, message, TimeType.END)
+            _report_state(hist_no, LearnStatus.ERROR, message, TimeType.END, run_id)
             raise
         progress.finish("trained")  # sent in the background while the logs and the summary go out
         logs_sent = start_log_flush()
         get_storage().write_summary(run_id, {"learn_hist_no": hist_no, **summary})
         logs_sent()
-        _report_state(hist_no, LearnStatus.DONE, NO_MESSAGE, TimeType.END)
+        _report_state(hist_no, LearnStatus.DONE, NO_MESSAGE, TimeType.END, run_id)
     finally:
         progress.close()
     return summary

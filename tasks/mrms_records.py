@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from storage.models.mrms import (
 
 METRIC_KEYS = tuple(k.value for k in EarlyKey)
 MAX_ID = 64
+MAX_STEP = 2**31 - 1  # mrms_step_results.step is an INTEGER column: 32 bits on PostgreSQL
+MAX_COUNT = 2**31 - 1  # bound of the other integers a client sends (minsteps)
+_DIGITS = re.compile(r"[0-9]{1,10}")
 
 
 class RecordError(ValueError):
@@ -54,6 +58,19 @@ class NotFound(RecordError):
     pass
 
 
+class ForeignRun(RecordError):
+    """A training run reached a history that is attached to another run (a history of the same number
+    created after the run's own history was lost with its metadata DB): it must not touch it."""
+
+
+def _check_owner(hist: MrmsLearnHist, run_id: str | None) -> None:
+    # a run may start before the bridge attaches it (flow_run_id still unset): that history is its own
+    if run_id and hist.flow_run_id and hist.flow_run_id != run_id:
+        raise ForeignRun(
+            f"learn_hist_no {hist.learn_hist_no!r} belongs to run {hist.flow_run_id}, not {run_id}"
+        )
+
+
 # --- parsing the document's string fields ------------------------------------------------------------
 def require(value: str | None, name: str) -> str:
     if value is None or not value.strip():
@@ -62,6 +79,25 @@ def require(value: str | None, name: str) -> str:
     if len(value) > MAX_ID:
         raise RecordError(f"{name} is longer than {MAX_ID} characters")
     return value
+
+
+def optional(value: str | None, name: str, limit: int = MAX_ID) -> str | None:
+    """An optional id-like field: None when absent or blank, else stripped and at most `limit` characters
+    (what its column holds)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if len(value) > limit:
+        raise RecordError(f"{name} is longer than {limit} characters")
+    return value
+
+
+def parse_count(value: Any, name: str, limit: int = MAX_COUNT) -> int:
+    """A non-negative integer written in ASCII digits (a JSON integer or its string), at most `limit`."""
+    text = "" if isinstance(value, bool) or value is None else str(value).strip().removeprefix("+")
+    if not _DIGITS.fullmatch(text) or int(text) > limit:
+        raise RecordError(f"{name} must be an integer from 0 to {limit}, got {str(value)[:40]!r}")
+    return int(text)
 
 
 def parse_time(value: str | None, name: str = "time") -> datetime | None:
@@ -96,14 +132,31 @@ def parse_json_object(value: str | None, name: str) -> dict[str, Any]:
     if value is None or not value.strip():
         raise RecordError(f"{name} is required")
     try:
-        data = json.loads(value)
+        data = _loads(value)
         if isinstance(data, str):  # a JSON string holding the JSON object (double-encoded clients)
-            data = json.loads(data)
-    except json.JSONDecodeError:
-        raise RecordError(f"{name} is not valid JSON") from None
+            data = _loads(data)
+    except (ValueError, RecursionError):  # also NaN/Infinity, 1e400, integers of thousands of digits
+        raise RecordError(f"{name} is not valid JSON (finite numbers only)") from None
     if not isinstance(data, dict):
         raise RecordError(f"{name} must be a JSON object")
     return data
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _loads(text: str) -> Any:
+    """Standard JSON only: NaN, Infinity and numbers that overflow to infinity cannot be stored (PostgreSQL
+    json) nor answered (JSON has no such values)."""
+    return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
 
 
 def parse_enum(enum: type, value: str | None, name: str) -> Any:
@@ -143,10 +196,7 @@ class EarlyStop:
         value = parse_float(data.get("early_value"), "early_value")
         if not 0.0 <= value <= 1.0:
             raise RecordError("early_value must be between 0 and 1")
-        steps = data.get("minsteps", 0)
-        if isinstance(steps, bool) or not str(steps).strip().lstrip("+").isdigit():
-            raise RecordError(f"minsteps must be a non-negative integer, got {steps!r}")
-        return cls(early_type, key, value, int(str(steps).strip()))
+        return cls(early_type, key, value, parse_count(data.get("minsteps", 0), "minsteps"))
 
 
 def parse_tags(value: str | None) -> list[str]:
@@ -160,10 +210,7 @@ def parse_result(raw: str | None) -> dict[str, Any]:
         if key in data and data[key] is not None:
             data[key] = parse_float(data[key], key)
     if "step" in data:
-        step = data["step"]
-        if isinstance(step, bool) or not str(step).strip().isdigit():
-            raise RecordError(f"step must be a non-negative integer, got {step!r}")
-        data["step"] = int(str(step).strip())
+        data["step"] = parse_count(data["step"], "step", MAX_STEP)
     return data
 
 
@@ -456,12 +503,15 @@ class TrainingJob:
     dataset: dict[str, Any] | None
 
 
-def begin_training(learn_hist_no: str, *, task_idx: str, when: datetime) -> TrainingJob:
+def begin_training(
+    learn_hist_no: str, *, task_idx: str, when: datetime, run_id: str | None = None
+) -> TrainingJob:
     """Worker `task_idx` starts: status 5 and start time `when` (what an external worker's
     update_learn_status and update_time leave), and what it needs to train, in one transaction, so a
     run's first database round trip is also its only one before training."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         project = _get(session, MrmsProject, hist.project_id, "project")
         dataset = session.get(MrmsDataset, project.dataset_id) if project.dataset_id else None
         _set_status(hist, LearnStatus.RUNNING, NO_MESSAGE, task_idx)
@@ -491,10 +541,12 @@ def update_learn_status_and_time(
     task_idx: str | None,
     kind: TimeType,
     when: datetime,
+    run_id: str | None = None,
 ) -> None:
     """update_learn_status and update_time in one transaction (the training flow's start and end)."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         _set_status(hist, status, message, task_idx)
         _set_time(hist, kind, when)
 
@@ -541,10 +593,11 @@ class StepRecord:
     cpu_percent: float
 
 
-def record_steps(learn_hist_no: str, steps: Iterable[StepRecord]) -> None:
+def record_steps(learn_hist_no: str, steps: Iterable[StepRecord], *, run_id: str | None = None) -> None:
     """Several steps in one transaction, leaving exactly the rows that the three calls per step leave."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         for step in steps:
             _record_result(session, hist, step.result)
             _update_eps(session, hist, step.eps)
@@ -569,6 +622,8 @@ def _record_result(session: Session, hist: MrmsLearnHist, result: dict[str, Any]
             select(func.max(MrmsStepResult.step)).where(MrmsStepResult.learn_hist_no == learn_hist_no)
         )
         step = (last or 0) + 1
+        if step > MAX_STEP:
+            raise RecordError(f"learn_hist_no {learn_hist_no!r} already has step {MAX_STEP}, the last one")
         result = {**result, "step": step}
     row = session.scalar(
         select(MrmsStepResult).where(
@@ -598,13 +653,15 @@ def running_runs(*, project_id: str | None = None, learn_hist_no: str | None = N
         return [(hist, run) for hist, run in session.execute(query).all()]
 
 
-def close_lost_run(learn_hist_no: str, state_name: str, reason: str | None, ended: datetime) -> None:
+def close_lost_run(
+    learn_hist_no: str, state_name: str, reason: str | None, ended: datetime, *, run_id: str | None = None
+) -> None:
     """Mark a history whose training run ended without the flow's own bookkeeping (cancelled, crashed,
     lost with its machine) as failed: status 7 with the run's state as message, and an end time. A
     history that already left RUNNING is left alone."""
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
-        if hist.learn_sttus_cd != LearnStatus.RUNNING:
+        if hist.learn_sttus_cd != LearnStatus.RUNNING or (run_id and hist.flow_run_id not in (None, run_id)):
             return
         message = f"training run {state_name}: {reason or 'no reason given'}"
         _set_status(hist, LearnStatus.ERROR, message, None)
@@ -616,9 +673,12 @@ def update_time(learn_hist_no: str, kind: TimeType, when: datetime) -> None:
         _set_time(_get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no"), kind, when)
 
 
-def finish_training(learn_hist_no: str, *, model_path: str, model_sha256: str, stopped_early: bool) -> None:
+def finish_training(
+    learn_hist_no: str, *, model_path: str, model_sha256: str, stopped_early: bool, run_id: str | None = None
+) -> None:
     with session_scope() as session:
         hist = _get(session, MrmsLearnHist, learn_hist_no, "learn_hist_no")
+        _check_owner(hist, run_id)
         hist.model_path = model_path
         hist.model_sha256 = model_sha256
         hist.stopped_early = stopped_early

@@ -112,8 +112,8 @@ def split_params(params: dict[str, Any], defaults: TrainingConfig) -> tuple[Trai
             estimators_per_step=int(controls.get("estimators_per_step", defaults.estimators_per_step)),
             metric_rows=defaults.metric_rows,
         )
-    except (TypeError, ValueError):
-        raise TrainingError(f"training controls must be numbers: {controls}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise TrainingError(f"training controls must be finite numbers: {controls}") from None
     if not 1 <= config.steps <= 10_000:
         raise TrainingError("steps must be between 1 and 10000")
     if not 0.05 <= config.validation_fraction <= 0.5:

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api_bridge.errors import register_envelope
 from api_bridge.jobs import JobGateway, JobNotFound, JobState, SubmitError, get_gateway
 from api_bridge.requests import BadBody, BodyTooLarge, read_body, save_upload
+from api_bridge.routers import mrms_openapi as api
 from api_bridge.routers.mrms_codes import (
     API,
     DATASET_FIELD,
@@ -35,6 +36,7 @@ from api_bridge.routers.mrms_codes import (
     TimeType,
     Trainer,
 )
+from api_bridge.routers.mrms_openapi import OK, json_answer, legacy_route, text_answer
 from flowbridge.settings import get_settings
 from storage.filesystems import UnsafePathError, get_storage, safe_part
 from tasks import mrms_records as records
@@ -45,7 +47,6 @@ log = logging.getLogger("flowbridge.mrms")
 ANALYSIS_JOB = "mrms_analysis"
 TRAINING_JOB = "mrms_training"
 SMALL_BODY = 1024 * 1024
-ANY_METHOD = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 HIST_KEYS = ("hist_no", "learn_hist_no")  # the document uses both names for the same number
 EXTERNAL_VALUES = {"y", "yes", "true", "1", "external"}
 LOG_PAGE = 200
@@ -81,12 +82,20 @@ async def _serve(request: Request, method: str, handler: Handler) -> Response:
         return _error(endpoint, f"{request.method} instead of {method}")
     try:
         body = await read_body(request, max_bytes=SMALL_BODY, max_files=0)
-    except (BadBody, BodyTooLarge) as exc:
-        return _error(endpoint, str(exc))
+    except (BadBody, BodyTooLarge, ValueError, RecursionError) as exc:  # also JSON too deep or too long
+        return _error(endpoint, f"{type(exc).__name__}: {exc}"[:200])
     try:
+        _check_text(body.fields)
         return _answer(await run_in_threadpool(handler, body.fields))
     except RecordError as exc:
         return _error(endpoint, str(exc))
+
+
+def _check_text(fields: dict[str, str], *more: str) -> None:
+    """NUL cannot be stored in (nor compared with) a PostgreSQL text column: refuse it in any field name,
+    value, or other client text (`more`, e.g. an upload's file name)."""
+    if any("\x00" in text for pair in fields.items() for text in pair) or any("\x00" in t for t in more):
+        raise RecordError("NUL characters are not allowed")
 
 
 def _hist_no(fields: dict[str, str], *extra: str) -> str:
@@ -94,7 +103,14 @@ def _hist_no(fields: dict[str, str], *extra: str) -> str:
 
 
 # --- projects ---------------------------------------------------------------------------------------
-@router.api_route("/project_create", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/project_create",
+    "POST",
+    summary="Create a project (status 5 also starts its analysis).",
+    answer=OK,
+    fields=api.PROJECT_CREATE,
+)
 async def project_create(request: Request) -> Response:
     return await _serve(request, "POST", _project_create)
 
@@ -105,7 +121,7 @@ def _project_create(fields: dict[str, str]) -> str:
     records.create_project(
         project_id=project_id,
         purpose=records.parse_enum(Purpose, fields.get("project_purpose_cd"), "project_purpose_cd"),
-        dataset_id=(fields.get("dataset_id") or "").strip() or None,
+        dataset_id=records.optional(fields.get("dataset_id"), "dataset_id"),
         status=ProjectStatus.UPLOAD_WAITING if status is ProjectStatus.ANALYSIS_REQUESTED else status,
         start_time=parse_time(fields.get("start_time"), "start_time"),
         modeling_mode=records.parse_enum(ModelingMode, fields.get("modeling_mode") or "1", "modeling_mode"),
@@ -139,19 +155,40 @@ def _request_analysis(gateway: JobGateway, project_id: str) -> None:
     records.attach_analysis_run(project_id, analysis_id, str(run_id))
 
 
-@router.api_route("/get_proj_sttus_cd", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/get_proj_sttus_cd",
+    "GET",
+    summary="A project's status code.",
+    answer=text_answer(*(s.value for s in ProjectStatus), description='The status code, or "error".'),
+    fields=[api.PROJECT_ID],
+)
 async def get_proj_sttus_cd(request: Request) -> Response:
     return await _serve(
         request, "GET", lambda f: records.project_status(require(f.get("project_id"), "project_id"))
     )
 
 
-@router.api_route("/get_projects_info", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/get_projects_info",
+    "GET",
+    summary="Projects (all, or one).",
+    answer=json_answer({"type": "array", "items": api.PROJECT}, "The projects."),
+    fields=[api.Field("project_id", "Only this project.", False, api.OPTIONAL_ID)],
+)
 async def get_projects_info(request: Request) -> Response:
     return await _serve(request, "GET", lambda f: records.project_info((f.get("project_id") or "").strip()))
 
 
-@router.api_route("/update_projects_status", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/update_projects_status",
+    "POST",
+    summary="Set a project's status (5 starts an analysis, 9 cancels it).",
+    answer=OK,
+    fields=[api.PROJECT_ID, api.STATUS_FIELD],
+)
 async def update_projects_status(request: Request) -> Response:
     return await _serve(request, "POST", _update_projects_status)
 
@@ -174,7 +211,14 @@ def _update_projects_status(fields: dict[str, str]) -> str:
 
 
 # --- learning histories -----------------------------------------------------------------------------
-@router.api_route("/insert_learn_hist", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/insert_learn_hist",
+    "POST",
+    summary="Create a learning history (and train it here when its algorithm is known).",
+    answer=OK,
+    fields=api.INSERT_LEARN_HIST,
+)
 async def insert_learn_hist(request: Request) -> Response:
     return await _serve(request, "POST", _insert_learn_hist)
 
@@ -185,10 +229,10 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
     hist_no = require(fields.get("learn_hist_no"), "learn_hist_no")
     project_id = require(fields.get("project_id"), "project_id")
     project = records.project_for_training(project_id)
-    alg_id = (fields.get("alg_id") or "").strip() or None
+    alg_id = records.optional(fields.get("alg_id"), "alg_id")
     external = (fields.get("external") or fields.get("trainer") or "").strip().lower() in EXTERNAL_VALUES
     trained_here = not external and alg_id in REGISTRY
-    param_id = (fields.get("param_id") or "").strip() or None
+    param_id = (fields.get("param_id") or "").strip() or None  # an id, or an inline JSON object
     params: dict[str, Any] | None = None
     if trained_here:
         param_id, params = _resolve_params(param_id, alg_id)
@@ -196,14 +240,16 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
             check_params(alg_id, params, Purpose(project["purpose"]), default_config())  # type: ignore[arg-type]
         except TrainingError as exc:
             raise RecordError(str(exc)) from exc
+    else:  # kept as given for the external worker: what its column holds
+        param_id = records.optional(param_id, "param_id")
     records.create_learn_hist(
         learn_hist_no=hist_no,
         project_id=project_id,
         param_id=param_id,
         params=params,
-        alg_anal_id=(fields.get("alg_anal_id") or "").strip() or None,
+        alg_anal_id=records.optional(fields.get("alg_anal_id"), "alg_anal_id"),
         alg_id=alg_id,
-        dp_analysis_id=(fields.get("dp_analysis_id") or "").strip() or None,
+        dp_analysis_id=records.optional(fields.get("dp_analysis_id"), "dp_analysis_id"),
         status=records.parse_enum(LearnStatus, fields.get("learn_sttus_cd") or "5", "learn_sttus_cd"),
         start_time=parse_time(fields.get("start_time"), "start_time"),
         trainer=Trainer.FLOWBRIDGE if trained_here else Trainer.EXTERNAL,
@@ -218,6 +264,9 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
                 parent_id=project_id,
                 tags=[f"project:{project_id}", f"learn_hist_no:{hist_no}"],
                 flow_run_name=f"learn-{hist_no}",
+                # this history's own key: Prefect must never hand back a run started for an earlier
+                # history of the same number (a metadata DB reset while Prefect kept its runs)
+                idempotency_key=f"{API}:{hist_no}:{records.new_id()}",
             )
         except (SubmitError, OSError) as exc:
             records.update_learn_status(hist_no, LearnStatus.ERROR, f"could not start training: {exc}")
@@ -241,7 +290,14 @@ def _resolve_params(param_id: str | None, alg_id: str | None) -> tuple[str | Non
     return param_id, params
 
 
-@router.api_route("/get_sttus_cd", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/get_sttus_cd",
+    "POST",
+    summary="A learning history's status code.",
+    answer=text_answer(*(s.value for s in LearnStatus), description='The status code, or "error".'),
+    fields=api.hist(),
+)
 async def get_sttus_cd(request: Request) -> Response:
     return await _serve(request, "POST", _learn_status)
 
@@ -270,7 +326,14 @@ def _close_lost_runs(running: list[tuple[str, str]]) -> None:
             records.close_lost_run(hist_no, run.state_name, run.message, run.ended or datetime.now(UTC))
 
 
-@router.api_route("/status_update/learn", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/status_update/learn",
+    "POST",
+    summary="Report a learning history's status.",
+    answer=OK,
+    fields=api.STATUS_UPDATE,
+)
 async def status_update_learn(request: Request) -> Response:
     return await _serve(request, "POST", _status_update)
 
@@ -279,13 +342,14 @@ def _status_update(fields: dict[str, str]) -> str:
     status = records.parse_enum(
         LearnStatus, require(first(fields, ("sttus_cd", "learn_sttus_cd")), "sttus_cd"), "sttus_cd"
     )
-    records.update_learn_status(
-        _hist_no(fields), status, fields.get("message"), (fields.get("task_idx") or "").strip() or None
-    )
+    task_idx = records.optional(fields.get("task_idx"), "task_idx", limit=32)
+    records.update_learn_status(_hist_no(fields), status, fields.get("message"), task_idx)
     return Reply.OK
 
 
-@router.api_route("/eps_update", methods=ANY_METHOD)
+@legacy_route(
+    router, "/eps_update", "POST", summary="Report events per second.", answer=OK, fields=api.EPS_UPDATE
+)
 async def eps_update(request: Request) -> Response:
     return await _serve(request, "POST", _eps_update)
 
@@ -296,7 +360,14 @@ def _eps_update(fields: dict[str, str]) -> str:
     return Reply.OK
 
 
-@router.api_route("/learn_result_update", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/learn_result_update",
+    "POST",
+    summary="Report one step's results.",
+    answer=OK,
+    fields=api.RESULT_UPDATE,
+)
 async def learn_result_update(request: Request) -> Response:
     return await _serve(request, "POST", _learn_result_update)
 
@@ -307,7 +378,9 @@ def _learn_result_update(fields: dict[str, str]) -> str:
     return Reply.OK
 
 
-@router.api_route("/time_update", methods=ANY_METHOD)
+@legacy_route(
+    router, "/time_update", "POST", summary="Report a start or end time.", answer=OK, fields=api.TIME_UPDATE
+)
 async def time_update(request: Request) -> Response:
     return await _serve(request, "POST", _time_update)
 
@@ -319,7 +392,9 @@ def _time_update(fields: dict[str, str]) -> str:
     return Reply.OK
 
 
-@router.api_route("/model_resources", methods=ANY_METHOD)
+@legacy_route(
+    router, "/model_resources", "POST", summary="Report CPU use.", answer=OK, fields=api.MODEL_RESOURCES
+)
 async def model_resources(request: Request) -> Response:
     return await _serve(request, "POST", _model_resources)
 
@@ -333,7 +408,16 @@ def _model_resources(fields: dict[str, str]) -> str:
     return Reply.OK
 
 
-@router.api_route("/get_learn_logs", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/get_learn_logs",
+    "GET",
+    summary="A learning history's training logs.",
+    answer=json_answer(
+        {"type": "object", "additionalProperties": {"type": "string"}}, "{worker index: log text}."
+    ),
+    fields=api.LEARN_LOGS,
+)
 async def get_learn_logs(request: Request) -> Response:
     return await _serve(request, "GET", _learn_logs)
 
@@ -363,19 +447,33 @@ def _learn_logs(fields: dict[str, str]) -> dict[str, str]:
     return {WORKER_IDX: text}
 
 
-@router.api_route("/get_uuid", methods=ANY_METHOD)
+@legacy_route(router, "/get_uuid", "GET", summary="A fresh uuid.", answer=text_answer(description="A uuid."))
 async def get_uuid(request: Request) -> Response:
     return await _serve(request, "GET", lambda _f: records.new_id())
 
 
-@router.api_route("/get_histno_status", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/get_histno_status",
+    "GET",
+    summary="Status of every history of a project.",
+    answer=json_answer({"type": "array", "items": api.HIST_STATUS}, "The histories."),
+    fields=[api.PROJECT_ID],
+)
 async def get_histno_status(request: Request) -> Response:
     return await _serve(
         request, "GET", lambda f: records.hist_statuses(require(f.get("project_id"), "project_id"))
     )
 
 
-@router.api_route("/get_models_info", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/get_models_info",
+    "GET",
+    summary="Models (histories) of a project, or one.",
+    answer=json_answer({"type": "array", "items": api.MODEL}, "The models."),
+    fields=api.MODELS_INFO,
+)
 async def get_models_info(request: Request) -> Response:
     return await _serve(request, "GET", _models_info)
 
@@ -387,13 +485,22 @@ def _models_info(fields: dict[str, str]) -> Any:
     return records.models_info(project_id, hist_no)
 
 
-@router.api_route("/get_project_id", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/get_project_id",
+    "GET",
+    summary="The project of a learning history.",
+    answer=text_answer(description='The project id, or "error".'),
+    fields=api.hist(),
+)
 async def get_project_id(request: Request) -> Response:
     return await _serve(request, "GET", lambda f: records.project_of_hist(_hist_no(f)))
 
 
 # --- models -----------------------------------------------------------------------------------------
-@router.api_route("/model_alias_update", methods=ANY_METHOD)
+@legacy_route(
+    router, "/model_alias_update", "POST", summary="Set a model's alias.", answer=OK, fields=api.ALIAS_UPDATE
+)
 async def model_alias_update(request: Request) -> Response:
     return await _serve(request, "POST", _model_alias_update)
 
@@ -405,7 +512,9 @@ def _model_alias_update(fields: dict[str, str]) -> str:
     return Reply.OK
 
 
-@router.api_route("/bookmark_update", methods=ANY_METHOD)
+@legacy_route(
+    router, "/bookmark_update", "GET", summary="Bookmark a model or not.", answer=OK, fields=api.BOOKMARK
+)
 async def bookmark_update(request: Request) -> Response:
     return await _serve(request, "GET", _bookmark_update)
 
@@ -416,7 +525,14 @@ def _bookmark_update(fields: dict[str, str]) -> str:
     return Reply.OK
 
 
-@router.api_route("/update_model_select", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/update_model_select",
+    "GET",
+    summary="Select the project's one model.",
+    answer=OK,
+    fields=[api.PROJECT_ID, *api.hist()],
+)
 async def update_model_select(request: Request) -> Response:
     return await _serve(
         request,
@@ -425,7 +541,14 @@ async def update_model_select(request: Request) -> Response:
     )
 
 
-@router.api_route("/model_download", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/model_download",
+    "GET",
+    summary="Download a trained model (skops).",
+    answer=api.DOWNLOAD,
+    fields=api.hist(),
+)
 async def model_download(request: Request) -> Response:
     return await _serve(request, "GET", _model_download)
 
@@ -454,7 +577,15 @@ def safe_filename(name: str) -> str:
 
 
 # --- flowbridge extensions: datasets and parameter sets ----------------------------------------------
-@router.api_route("/dataset_upload", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/dataset_upload",
+    "POST",
+    summary="Upload a dataset (flowbridge extension).",
+    answer=text_answer(description='The dataset_id, or "error".'),
+    fields=api.DATASET_UPLOAD,
+    multipart_only=True,
+)
 async def dataset_upload(request: Request) -> Response:
     """multipart: file (CSV or Parquet), target (column to predict), optional dataset_id, time_column,
     format. Answers the dataset_id that project_create takes."""
@@ -463,8 +594,8 @@ async def dataset_upload(request: Request) -> Response:
     limit = get_settings().mrms_max_upload_bytes
     try:
         body = await read_body(request, max_bytes=limit, max_files=1)
-    except (BadBody, BodyTooLarge) as exc:
-        return _error("/mrms/dataset_upload", str(exc))
+    except (BadBody, BodyTooLarge, ValueError, RecursionError) as exc:
+        return _error("/mrms/dataset_upload", f"{type(exc).__name__}: {exc}"[:200])
     try:
         return _answer(await run_in_threadpool(_store_dataset, body))
     except (RecordError, UnsafePathError) as exc:
@@ -480,8 +611,9 @@ def _store_dataset(body: Any) -> str:
     if upload is None:
         raise RecordError(f"the file field must be named {DATASET_FIELD!r}")
     fields = body.fields
+    _check_text(fields, upload.filename or "")
     target = require(fields.get("target"), "target")
-    time_column = (fields.get("time_column") or "").strip() or None
+    time_column = records.optional(fields.get("time_column"), "time_column", limit=255)
     dataset_id = safe_part(require(fields.get("dataset_id") or records.new_id(), "dataset_id"))
     if records.dataset_exists(dataset_id):
         raise RecordError(f"dataset {dataset_id!r} already exists")
@@ -512,7 +644,14 @@ def _store_dataset(body: Any) -> str:
     return dataset_id
 
 
-@router.api_route("/param_set", methods=ANY_METHOD)
+@legacy_route(
+    router,
+    "/param_set",
+    "POST",
+    summary="Store a parameter set (flowbridge extension).",
+    answer=text_answer(description='The param_id, or "error".'),
+    fields=api.PARAM_SET,
+)
 async def param_set(request: Request) -> Response:
     """{"params": {...hyperparameters and training controls}, "alg_id"?, "param_id"?} → the param_id."""
     return await _serve(request, "POST", _param_set)
@@ -522,7 +661,7 @@ def _param_set(fields: dict[str, str]) -> str:
     from tasks.mrms_training import REGISTRY, TrainingError, build_estimator, default_config, split_params
 
     params = records.parse_json_object(fields.get("params"), "params")
-    alg_id = (fields.get("alg_id") or "").strip() or None
+    alg_id = records.optional(fields.get("alg_id"), "alg_id")
     if alg_id in REGISTRY:
         try:
             _, hyper = split_params(params, default_config())
@@ -532,4 +671,3 @@ def _param_set(fields: dict[str, str]) -> str:
     param_id = require(fields.get("param_id") or records.new_id(), "param_id")
     records.create_param_set(param_id, params, alg_id)
     return param_id
-

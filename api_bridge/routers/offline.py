@@ -13,9 +13,11 @@ import json
 import logging
 import re
 from typing import Any
+from uuid import uuid4
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Security
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from api_bridge.errors import register_envelope
@@ -41,8 +43,11 @@ from tasks.notify import TaskReport, legacy_time, send_task_mail
 
 log = logging.getLogger("flowbridge.offline")
 _EMAIL = re.compile(
-    r"^[^@\s\"(),:;<>\[\]\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
+    r"^[^@\s\"(),:;<>\[\]\\\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
 )
+_TASK_ID = re.compile(r"[0-9]+")
+# offline_tasks.id is an INTEGER column: 32 bits on PostgreSQL (64 on SQLite); a larger taskId names no task
+MAX_TASK_ID = 2**31 - 1
 _EXCEPTION_PREFIX = "Flow run encountered an exception: "
 
 
@@ -54,7 +59,15 @@ def _error(status: int, message: str, code: ErrorCode | None = None) -> JSONResp
 register_envelope(PREFIX, _error)
 
 
-def require_token(authorization: str | None = Header(None, description="A token from settings.")) -> None:
+TOKEN_HEADER = APIKeyHeader(
+    name="Authorization",
+    scheme_name="OfflineToken",
+    description="`<token>` (as the document shows) or `Bearer <token>`, one of FLOWBRIDGE_API_TOKENS.",
+    auto_error=False,
+)
+
+
+def require_token(authorization: str | None = Security(TOKEN_HEADER)) -> None:
     """Accept `Authorization: <token>` (as the document shows) or `Bearer <token>`, compared in constant
     time against every configured token."""
     offered = (authorization or "").strip()
@@ -74,11 +87,21 @@ router = APIRouter(
 
 # --- request and answer shapes (documented in the OpenAPI schema) ------------------------------------
 class SubmitRequest(BaseModel):
+    """What POST /task/submit takes (JSON)."""
+
     algorithm: str = Field(description="A job type from GET /api/algorithm/list.")
     params: dict[str, Any] = Field(default_factory=dict, description="The algorithm's parameters.")
     email: str = Field(max_length=254, description="Receives a mail when the task fails or is cancelled.")
     inputFileSystemInfo: FileSystemInfo
     outputFileSystemInfo: FileSystemInfo
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """NUL cannot be stored in a text column (PostgreSQL) nor in Prefect's run parameters (jsonb)."""
+        if _has_nul(data):
+            raise ValueError("no field may contain a NUL character")
+        return data
 
     @field_validator("email")
     @classmethod
@@ -95,6 +118,16 @@ class SubmitRequest(BaseModel):
         if not self.outputFileSystemInfo.outputPath:
             raise ValueError("outputFileSystemInfo.outputPath is required")
         return self
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class SubmitAnswer(BaseModel):
@@ -115,13 +148,58 @@ class ErrorAnswer(BaseModel):
     message: str
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorAnswer} for code in (400, 401, 404, 409, 503)
+class AlgorithmInput(BaseModel):
+    kind: str = Field(description="file or folder")
+    description: str
+
+
+class AlgorithmOutput(BaseModel):
+    folder: str
+    description: str
+
+
+class Algorithm(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the algorithm's parameters.")
+    input: AlgorithmInput
+    output: AlgorithmOutput
+
+
+class AlgorithmList(BaseModel):
+    algorithms: list[Algorithm]
+
+
+TASK_ID_DOC = "The taskId submit answered."
+# declared as what it is; read as text so that any value answers the documented 400/404, never a 422
+TASK_ID_PARAMETER = {
+    "parameters": [
+        {
+            "name": "taskId",
+            "in": "query",
+            "required": True,
+            "description": TASK_ID_DOC,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    ]
 }
 
 
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers an endpoint gives; "4XX" covers the rest (a wrong method answers 405), so no
+    FastAPI 422 is declared: malformed requests answer 400 BAD_REQUEST."""
+    answers: dict[int | str, dict[str, Any]] = {code: {"model": ErrorAnswer} for code in (*codes, 401)}
+    answers["4XX"] = {"model": ErrorAnswer, "description": "Other client errors (405: wrong method)."}
+    return answers
+
+
 # --- endpoints -------------------------------------------------------------------------------------------
-@router.post("/task/submit", response_model=SubmitAnswer, responses=ERRORS)
+@router.post(
+    "/task/submit",
+    response_model=SubmitAnswer,
+    responses=errors(400, 503),
+    operation_id="offline_submit_task",
+)
 def submit(request: SubmitRequest) -> Response:
     job = JOB_TYPES.get(request.algorithm)
     if job is None or not job.offline:
@@ -162,6 +240,9 @@ def submit(request: SubmitRequest) -> Response:
             legacy_id=str(task_id),
             tags=[f"task_id:{task_id}", f"algorithm:{job.name}"],
             flow_run_name=f"offline-{task_id}-{job.name}",
+            # this submission's own key: Prefect must never hand back a run another task started under the
+            # same taskId (an earlier metadata DB, a row discarded after a lost answer)
+            idempotency_key=f"{API}:{task_id}:{uuid4()}",
         )
     except Exception as exc:
         log.error("task %s: submission failed (%s)", task_id, type(exc).__name__)
@@ -183,8 +264,14 @@ def submit(request: SubmitRequest) -> Response:
     return JSONResponse({"taskId": task_id})
 
 
-@router.get("/task/get", response_model=TaskAnswer, responses=ERRORS)
-def get_task(taskId: str | None = Query(None, description="The id submit answered.")) -> Response:
+@router.get(
+    "/task/get",
+    response_model=TaskAnswer,
+    responses=errors(400, 404),
+    operation_id="offline_get_task",
+    openapi_extra=TASK_ID_PARAMETER,
+)
+def get_task(taskId: str | None = Query(None, include_in_schema=False)) -> Response:
     found = _load(taskId)
     if isinstance(found, Response):
         return found
@@ -192,9 +279,15 @@ def get_task(taskId: str | None = Query(None, description="The id submit answere
     return JSONResponse(_answer(row, status))
 
 
-@router.post("/task/cancel", response_model=TaskAnswer, responses=ERRORS)
+@router.post(
+    "/task/cancel",
+    response_model=TaskAnswer,
+    responses=errors(400, 404, 409),
+    operation_id="offline_cancel_task",
+    openapi_extra=TASK_ID_PARAMETER,
+)
 def cancel_task(
-    background: BackgroundTasks, taskId: str | None = Query(None, description="The id submit answered.")
+    background: BackgroundTasks, taskId: str | None = Query(None, include_in_schema=False)
 ) -> Response:
     found = _load(taskId)
     if isinstance(found, Response):
@@ -214,7 +307,7 @@ def cancel_task(
     return JSONResponse(_answer(row, after))
 
 
-@router.get("/list", responses=ERRORS)
+@router.get("/list", response_model=AlgorithmList, responses=errors(), operation_id="offline_list_algorithms")
 def list_algorithms() -> JSONResponse:
     return JSONResponse({"algorithms": [_describe(JOB_TYPES[name]) for name in _offline_jobs()]})
 
@@ -230,6 +323,10 @@ def _check_params(job: JobType, params: dict[str, Any]) -> str | None:
     model = job.parameter_model()
     if model is None:
         return None
+    unknown = sorted(set(params) - set(model.model_fields))
+    if unknown:
+        known = ", ".join(sorted(set(model.model_fields) - {job.input_parameter}))
+        return f"params.{unknown[0]} is not a parameter of {job.name} (known: {known})"
     try:
         model.model_validate({**params, job.input_parameter: "staged-input"})
     except ValidationError as exc:
@@ -255,10 +352,23 @@ def _describe(job: JobType) -> dict[str, Any]:
     }
 
 
-def _load(raw_id: str | None) -> tuple[OfflineTask, JobStatus | None] | Response:
-    if not raw_id or not raw_id.strip().isdigit() or int(raw_id) < 1 or len(raw_id.strip()) > 18:
+def parse_task_id(raw_id: str | None) -> int | Response:
+    """A taskId as the client wrote it: ASCII digits of a positive integer, else 400; one beyond what the
+    column holds is a well-formed id of no task, 404, never sent to the database (SQLite cannot even bind
+    an integer beyond 64 bits, and int() refuses more than 4300 digits)."""
+    digits = (raw_id or "").strip()
+    if not _TASK_ID.fullmatch(digits) or not digits.strip("0"):
         return _error(400, "taskId must be a positive integer (the taskId submit answered)")
-    task_id = int(raw_id)
+    digits = digits.lstrip("0")
+    if len(digits) > len(str(MAX_TASK_ID)) or int(digits) > MAX_TASK_ID:
+        return _error(404, f"no task has taskId {digits[:24]}{'…' if len(digits) > 24 else ''}")
+    return int(digits)
+
+
+def _load(raw_id: str | None) -> tuple[OfflineTask, JobStatus | None] | Response:
+    task_id = parse_task_id(raw_id)
+    if isinstance(task_id, Response):
+        return task_id
     with session_scope() as session:
         row = session.get(OfflineTask, task_id)
     if row is None:

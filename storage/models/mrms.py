@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -34,7 +35,7 @@ class MrmsDataset(Base):
     original_name: Mapped[str] = mapped_column(String(255))
     target: Mapped[str] = mapped_column(String(255))
     time_column: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # an upload limit may be set above 2 GiB
     columns: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -105,7 +106,10 @@ class MrmsStepResult(Base):
     """ml_result_json of one step, as reported (by the flow or an external worker)."""
 
     __tablename__ = "mrms_step_results"
-    __table_args__ = (UniqueConstraint("learn_hist_no", "step", name="uq_mrms_step_results_hist_step"),)
+    __table_args__ = (
+        UniqueConstraint("learn_hist_no", "step", name="uq_mrms_step_results_hist_step"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     learn_hist_no: Mapped[str] = mapped_column(
@@ -124,7 +128,7 @@ class MrmsResourceSample(Base):
     """One eps or CPU report of a learning history (UpdateEps, ModelResource)."""
 
     __tablename__ = "mrms_resource_samples"
-    __table_args__ = (Index("ix_mrms_resource_samples_hist", "learn_hist_no"),)
+    __table_args__ = (Index("ix_mrms_resource_samples_hist", "learn_hist_no"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     learn_hist_no: Mapped[str] = mapped_column(

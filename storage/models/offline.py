@@ -20,6 +20,8 @@ class OfflineTask(Base):
     """
 
     __tablename__ = "offline_tasks"
+    # a taskId names one task forever: SQLite would hand a deleted row's id to the next task
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     algorithm: Mapped[str] = mapped_column(String(64))

@@ -172,6 +172,8 @@ def test_client_mistakes_are_400_and_never_echo_the_secret(api: httpx.Client, se
         ({"inputFileSystemInfo": {**good_in, "inputPath": "no-bucket-separator"}}, "bucket#path"),
         ({"outputFileSystemInfo": {**good_out, "outputPath": None}}, "outputPath"),
         ({"inputFileSystemInfo": {**good_in, "fileSystemType": "FTP"}}, "fileSystemType"),
+        ({"email": "a\x00b@example.com"}, "NUL"),  # PostgreSQL cannot store it (was a 500)
+        ({"params": {"no_such_parameter": 1}}, "params.no_such_parameter"),
     ]
     for change, problem in cases:
         body = {"algorithm": "traffic_forecast", "email": "a@example.com"}
@@ -181,11 +183,12 @@ def test_client_mistakes_are_400_and_never_echo_the_secret(api: httpx.Client, se
         assert problem in response.json()["message"], (problem, response.json())
         assert "s3cr3t-never-echoed" not in response.text
     assert api.post("/api/algorithm/task/submit", content=b"{not json").status_code == 400
-    for bad in ("abc", "-1", "0", ""):
+    for bad in ("abc", "-1", "0", "", "²", "1.5"):
         response = api.get("/api/algorithm/task/get", params={"taskId": bad})
         assert response.status_code == 400 and response.json()["error"] == "BAD_REQUEST"
-    missing = api.get("/api/algorithm/task/get", params={"taskId": 987654321})
-    assert missing.status_code == 404 and missing.json()["error"] == "NOT_FOUND"
+    for beyond in (987654321, 2**31, 2**63, "9" * 30):  # a well-formed id of no task, however long
+        missing = api.get("/api/algorithm/task/get", params={"taskId": beyond})
+        assert missing.status_code == 404 and missing.json()["error"] == "NOT_FOUND"
     assert api.post("/api/algorithm/task/cancel", params={"taskId": 987654321}).status_code == 404
 
 
@@ -418,3 +421,12 @@ def test_hdfs_task_against_a_real_namenode(api: httpx.Client) -> None:
     listed = {f.relpath for f in client.list_input(f"{base}/out/{task_id}")}
     assert {"forecast.csv", "forecast_bounds.csv"} <= listed
     client.delete(base)
+
+
+# --- the OpenAPI contract, fuzzed --------------------------------------------------------------------
+def test_the_offline_contract_holds_under_fuzzing(stack: StackInfo) -> None:
+    """The 001 operations as /openapi.json declares them: generated calls, valid or not, never get a
+    server error."""
+    from tests.e2e.test_mrms_api import fuzz
+
+    assert fuzz(stack, "^/api/algorithm/", "/api/algorithm/", {"Authorization": TOKEN}, examples=25) == []

@@ -151,7 +151,7 @@ def test_step_recorder_batches_steps_in_order_and_reports_errors(monkeypatch: py
     batches: list[list[int]] = []
     events: list[str] = []
 
-    def record_steps(hist_no: str, steps: list) -> None:
+    def record_steps(hist_no: str, steps: list, *, run_id: str | None = None) -> None:
         assert hist_no == "h1"
         batches.append([s.result["step"] for s in steps])
         events.extend(f"step {s.result['step']}" for s in steps)
@@ -175,7 +175,7 @@ def test_step_recorder_batches_steps_in_order_and_reports_errors(monkeypatch: py
     assert events[-2:] == ["step 4", "progress 0.8 step 4/5"]
     assert [e for e in events if e.startswith("step")] == ["step 1", "step 2", "step 3", "step 4"]
 
-    def broken(_hist_no: str, _steps: list) -> None:
+    def broken(_hist_no: str, _steps: list, **_: object) -> None:
         raise RuntimeError("database gone")
 
     monkeypatch.setattr(flow_module.records, "record_steps", broken)

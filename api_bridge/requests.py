@@ -74,7 +74,11 @@ async def read_body(request: Request, *, max_bytes: int, max_files: int = 4, max
                 if not isinstance(data, dict):
                     raise BadBody("JSON body must be an object")
                 fields.update({k: _as_text(v) for k, v in data.items()})
-    except (MultiPartException, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (BodyTooLarge, BadBody):
+        raise
+    except (MultiPartException, UnicodeDecodeError) as exc:
+        raise BadBody(f"malformed request body: {exc}") from exc
+    except ValueError as exc:  # not JSON, or a number longer than Python converts (4300 digits)
         raise BadBody(f"malformed request body: {exc}") from exc
     except RecursionError as exc:  # a small body can nest JSON arrays deeper than the parser recurses
         raise BadBody("malformed request body: JSON nested too deeply") from exc

@@ -53,7 +53,6 @@ from api_bridge.routers.gasflux_codes import (
     ERROR_RATE_LIMIT,
     JOB_ID_TAG,
     JOB_TYPE,
-    PRIORITY_TAG,
     RECENT_TASKS,
     STATE_OF_STATUS,
     STATUS_OF_STATE,
@@ -69,6 +68,7 @@ from api_bridge.routers.gasflux_codes import (
     TaskStatus,
     file_type,
 )
+from deployments.priority import PRIORITY_TAG  # the runner and workers start runs in its order
 from flowbridge.settings import get_settings
 from storage.filesystems import RESULT_SUMMARY, UnsafePathError, get_storage, safe_relpath
 from storage.metadata import session_scope

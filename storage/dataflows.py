@@ -209,6 +209,19 @@ def update(graph: GraphStore, dataflow_id: int, changes: dict[str, Any]) -> Data
     """Partial update of name/description/status/config (a new name gets a new en_name)."""
     if not storable_id(dataflow_id):
         raise DataflowNotFound(dataflow_id)
+    for _attempt in range(5):
+        try:
+            record = _update(dataflow_id, changes)
+            break
+        except IntegrityError:  # another bridge took the same en_name between check and update
+            continue
+    else:
+        raise RuntimeError("could not allocate a unique en_name")
+    graph.upsert_dataflow(record.id, record.name)
+    return record
+
+
+def _update(dataflow_id: int, changes: dict[str, Any]) -> DataFlow:
     with session_scope() as session:
         record = session.get(DataFlow, dataflow_id)
         if record is None:
@@ -224,7 +237,6 @@ def update(graph: GraphStore, dataflow_id: int, changes: dict[str, Any]) -> Data
             if key in changes:
                 setattr(record, key, changes[key])
         record.updated_at = datetime.now(UTC)
-    graph.upsert_dataflow(record.id, record.name)
     return record
 
 

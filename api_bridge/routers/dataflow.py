@@ -340,7 +340,7 @@ def _update(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
         if key in body:
             value = _text(body, key, required=key != "description")
             changes[key] = value or ""
-    if "status" in body:
+    if body.get("status") is not None:  # null: left as it is (the column holds no null)
         changes["status"] = _status(body)
     if "config" in body:
         changes["config"] = _config(body)

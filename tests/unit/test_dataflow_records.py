@@ -358,3 +358,10 @@ def test_dataflow_and_tag_times_are_utc_aware_after_write_edit_and_read(
         assert stored.created_at.utcoffset().total_seconds() == 0 and stored.created_at >= before.replace(
             microsecond=0
         )
+
+
+def test_update_with_nulls_leaves_the_status_and_answers_200(api: TestClient) -> None:
+    flow = _add(api, status="active")
+    answer = api.put(f"{BASE}/update-dataflow/{flow['id']}", json={"status": None, "description": None})
+    assert answer.status_code == 200, answer.text  # was a 500 IntegrityError (status is NOT NULL)
+    assert (answer.json()["data"]["status"], answer.json()["data"]["description"]) == ("active", "")

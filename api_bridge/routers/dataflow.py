@@ -93,10 +93,7 @@ async def _json(request: Request, *, required: bool = True) -> dict[str, Any]:
         raise BadInput(Msg.BAD_PARAM.format(problem=f"body is not valid JSON ({exc})")) from None
     if not isinstance(body, dict):
         raise BadInput(Msg.BAD_PARAM.format(problem="the request body must be a JSON object"))
-    problem = _unstorable(body)
-    if problem:
-        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
-    return body
+    return body  # fields the API does not use are ignored, whatever they hold
 
 
 def _no_constant(name: str) -> Any:
@@ -116,14 +113,17 @@ def strict_json(raw: bytes | str) -> Any:
     return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
 
 
-def _unstorable(value: Any, where: str = "body") -> str | None:
-    """Why `value` cannot be stored or sent on, if it cannot: a NUL character (PostgreSQL text refuses
-    it), a lone surrogate (not encodable as UTF-8), in any string or key, or an integer beyond 64 bits
-    (JSON columns and Prefect's parameters hold no more)."""
+def _unstorable(value: Any, where: str, *, strict: bool = True) -> str | None:
+    """Why `value` cannot be stored or sent on, if it cannot: a lone surrogate in any string or key (not
+    encodable as UTF-8, so no answer could echo it); with `strict`, also a NUL character (PostgreSQL text
+    and jsonb refuse it) or an integer beyond 64 bits (Prefect's parameters hold no more). A stored
+    config (a PostgreSQL json column, which keeps the text) may hold both."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return None if -(2**63) <= value < 2**63 else f"{where}: {value} is out of the 64-bit integer range"
+        if strict and not -(2**63) <= value < 2**63:
+            return f"{where}: {value} is out of the 64-bit integer range"
+        return None
     if isinstance(value, str):
-        if "\x00" in value:
+        if strict and "\x00" in value:
             return f"{where} contains a NUL character"
         try:
             value.encode("utf-8")
@@ -132,12 +132,14 @@ def _unstorable(value: Any, where: str = "body") -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = _unstorable(key, where) or _unstorable(item, f"{where}.{key}")
+            problem = _unstorable(key, where, strict=strict) or _unstorable(
+                item, f"{where}.{key}", strict=strict
+            )
             if problem:
                 return problem
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            problem = _unstorable(item, f"{where}[{index}]")
+            problem = _unstorable(item, f"{where}[{index}]", strict=strict)
             if problem:
                 return problem
     return None
@@ -170,6 +172,9 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
     limit = TEXT_LIMITS.get(name)
     if limit is not None and len(value.strip()) > limit:
         raise BadInput(Msg.BAD_PARAM.format(problem=f"{name} is longer than {limit} characters"))
+    problem = _unstorable(value, name)
+    if problem:
+        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
     return value.strip()
 
 
@@ -191,11 +196,11 @@ def _config(body: dict[str, Any]) -> Any:
             value = strict_json(value)
         except ValueError:  # JSONDecodeError too
             raise BadInput(Msg.BAD_PARAM.format(problem="config must be a JSON object")) from None
-        problem = _unstorable(value, "config")
-        if problem:
-            raise BadInput(Msg.BAD_PARAM.format(problem=problem))
     if value is not None and not isinstance(value, dict):
         raise BadInput(Msg.BAD_PARAM.format(problem="config must be a JSON object"))
+    problem = _unstorable(value, "config", strict=False)
+    if problem:
+        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
     schedule = (value or {}).get("schedule")
     if schedule is not None:
         problem = valid_cron(schedule)
@@ -444,6 +449,9 @@ def _execute(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise BadInput(Msg.BAD_PARAM.format(problem="params must be a JSON object"))
+    problem = _unstorable(params, "params")  # they go to Prefect, whose parameters are jsonb
+    if problem:
+        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
     record = dataflows.get_record(dataflow_id)
     gateway = get_gateway()
     tag = lookup_tag(record.id, record.run_key)

@@ -24,7 +24,8 @@ from storage.models.dataflow import MAX_ID
 
 # --- request bodies ------------------------------------------------------------------------------------
 
-_TEXT = r"\S"  # at least one character that is not white space
+_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"  # something not white space, and no NUL (PostgreSQL text)
+_NO_NUL = r"^[^\x00]*$"
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]  # what the id columns hold; any other id names no record
 
 
@@ -34,7 +35,7 @@ class AddDataflowBody(BaseModel):
     name: str = Field(max_length=255, pattern=_TEXT, description="数据流名称")
     description: str = Field(pattern=_TEXT, description="数据流描述")
     status: Literal["active", "inactive"] = Field("inactive", description="状态")
-    created_by: str = Field("system", max_length=128, description="创建者")
+    created_by: str = Field("system", max_length=128, pattern=_NO_NUL, description="创建者")
     config: dict[str, Any] | None = Field(
         None,
         description="配置信息, a JSON object (a JSON string holding one is accepted too); "
@@ -51,7 +52,7 @@ class UpdateDataflowBody(BaseModel):
     model_config = ConfigDict(title="UpdateDataflowBody")
 
     name: str | None = Field(None, max_length=255, pattern=_TEXT)
-    description: str | None = None
+    description: str | None = Field(None, pattern=_NO_NUL)
     status: Literal["active", "inactive"] | None = None
     created_by: str | None = Field(None, max_length=128, pattern=_TEXT)
     config: dict[str, Any] | None = None
@@ -63,7 +64,7 @@ class ExecuteBody(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="执行参数: dotted keys or source/transforms/target override the config for this run, "
-        "other keys are run variables",
+        "other keys are run variables (no NUL in strings, integers within 64 bits: Prefect keeps them)",
     )
 
 

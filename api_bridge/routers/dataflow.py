@@ -297,7 +297,7 @@ def _details(dataflow_id: int) -> dict[str, Any]:
 @router.post(
     "/add-dataflow",
     response_model=doc.DataflowAnswer,
-    responses=doc.errors(400),
+    responses=doc.errors(400) | doc.CREATED_LINKS,
     openapi_extra=doc.json_body(doc.AddDataflowBody),
 )
 async def add_dataflow(request: Request) -> JSONResponse:
@@ -342,7 +342,7 @@ async def update_dataflow(dataflow_id: int, request: Request) -> JSONResponse:
 def _update(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
     changes: dict[str, Any] = {}
     for key in ("name", "description", "created_by"):
-        if key in body:
+        if key in body and (body[key] is not None or key == "description"):  # null name: left as it is
             value = _text(body, key, required=key != "description")
             changes[key] = value or ""
     if body.get("status") is not None:  # null: left as it is (the column holds no null)
@@ -434,7 +434,7 @@ def _error_message(status: JobStatus) -> str | None:
 @router.post(
     "/execute-dataflow/{dataflow_id}",
     response_model=doc.ExecutionAnswer,
-    responses=doc.errors(400, 404, 409),
+    responses=doc.errors(400, 404, 409) | doc.EXECUTED_LINKS,
     openapi_extra=doc.json_body(doc.ExecuteBody, required=False),
 )
 async def execute_dataflow(dataflow_id: int, request: Request) -> JSONResponse:

@@ -279,3 +279,42 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     answers["4XX"] = {"model": ErrorAnswer, "description": "other client errors, in the same envelope"}
     answers[500] = {"model": ErrorAnswer, "description": meaning[500]}
     return answers
+
+
+def _links(source: str, targets: dict[str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links from an answer's dataflow id to the operations that take it (add -> execute ->
+    status), so clients and stateful fuzzers reach real records."""
+    return {
+        200: {
+            "links": {
+                name: {"operationId": operation, "parameters": {"dataflow_id": source}}
+                for name, operation in targets.items()
+            }
+        }
+    }
+
+
+_OPERATION = "{name}_api_data_flow_{path}__dataflow_id__{method}"
+CREATED_LINKS = _links(
+    "$response.body#/data/id",
+    {
+        "GetDataflow": _OPERATION.format(name="get_dataflow", path="get_dataflow", method="get"),
+        "UpdateDataflow": _OPERATION.format(name="update_dataflow", path="update_dataflow", method="put"),
+        "ExecuteDataflow": _OPERATION.format(name="execute_dataflow", path="execute_dataflow", method="post"),
+        "GetDataflowLineage": _OPERATION.format(
+            name="get_dataflow_lineage", path="get_dataflow_lineage", method="get"
+        ),
+        "DeleteDataflow": _OPERATION.format(name="delete_dataflow", path="delete_dataflow", method="delete"),
+    },
+)
+EXECUTED_LINKS = _links(
+    "$response.body#/data/dataflow_id",
+    {
+        "GetDataflowStatus": _OPERATION.format(
+            name="get_dataflow_status", path="get_dataflow_status", method="get"
+        ),
+        "GetDataflowLogs": _OPERATION.format(
+            name="get_dataflow_logs", path="get_dataflow_logs", method="get"
+        ),
+    },
+)

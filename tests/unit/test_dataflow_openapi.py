@@ -84,3 +84,16 @@ def test_the_004_part_of_the_document_is_valid_openapi(document: dict[str, Any])
 
     part = {**document, "paths": {p: ops for p, ops in document["paths"].items() if p.startswith(PREFIX)}}
     validate(part)
+
+
+def test_links_lead_from_a_created_dataflow_to_execution_status_and_logs(document: dict[str, Any]) -> None:
+    operations = {op["operationId"] for ops in document["paths"].values() for op in ops.values()}
+    added = document["paths"][PREFIX + "/add-dataflow"]["post"]["responses"]["200"]["links"]
+    executed = document["paths"][PREFIX + "/execute-dataflow/{dataflow_id}"]["post"]["responses"]["200"][
+        "links"
+    ]
+    assert {"GetDataflow", "ExecuteDataflow", "DeleteDataflow"} <= set(added)
+    assert {"GetDataflowStatus", "GetDataflowLogs"} <= set(executed)
+    for link in [*added.values(), *executed.values()]:
+        assert link["operationId"] in operations
+        assert link["parameters"]["dataflow_id"].startswith("$response.body#/data/")

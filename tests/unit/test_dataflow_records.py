@@ -366,6 +366,9 @@ def test_update_with_nulls_leaves_the_status_and_answers_200(api: TestClient) ->
     answer = api.put(f"{BASE}/update-dataflow/{flow['id']}", json={"status": None, "description": None})
     assert answer.status_code == 200, answer.text  # was a 500 IntegrityError (status is NOT NULL)
     assert (answer.json()["data"]["status"], answer.json()["data"]["description"]) == ("active", "")
+    answer = api.put(f"{BASE}/update-dataflow/{flow['id']}", json={"name": None, "created_by": None})
+    assert answer.status_code == 200, answer.text  # null as the schema allows: left as it is
+    assert (answer.json()["data"]["name"], answer.json()["data"]["created_by"]) == (flow["name"], "system")
 
 
 def test_a_config_is_kept_as_sent_even_with_nul_and_big_numbers(api: TestClient) -> None:

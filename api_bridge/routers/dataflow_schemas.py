@@ -154,8 +154,14 @@ class DataflowNamed(BaseModel):
     name: str
 
 
+# Named as the resource `tag_id` refers to, so tools that infer links between operations
+# (schemathesis' stateful phase) see where those ids come from: add-tag and get-tags-list.
+class Tag(DataflowNamed):
+    """A tag: add-tag creates it, `tag_id` refers to it."""
+
+
 class DataflowDetails(DataflowRecord):
-    tags: list[DataflowNamed]
+    tags: list[Tag]
     children: list[DataflowNamed]
     parents: list[DataflowNamed]
 
@@ -228,7 +234,7 @@ class DataflowLineageGraph(BaseModel):
 
 
 class DataflowTagList(BaseModel):
-    list: list[DataflowNamed]
+    list: list[Tag]
 
 
 class DataflowScript(BaseModel):
@@ -252,7 +258,7 @@ DataflowAnswer = _envelope("DataflowAnswer", DataflowRecord)
 DetailsAnswer = _envelope("DataflowDetailsAnswer", DataflowDetails)
 ListAnswer = _envelope("DataflowListAnswer", DataflowPage)
 DeletedAnswer = _envelope("DataflowDeletedAnswer", dict[str, Any])
-TagAnswer = _envelope("DataflowTagAnswer", DataflowNamed)
+TagAnswer = _envelope("DataflowTagAnswer", Tag)
 TagListAnswer = _envelope("DataflowTagListAnswer", DataflowTagList)
 ExecutionAnswer = _envelope("DataflowExecutionAnswer", DataflowExecution)
 ConflictAnswer = _envelope("DataflowConflictAnswer", DataflowRunning)

@@ -116,9 +116,10 @@ def strict_json(raw: bytes | str) -> Any:
 def _unstorable(value: Any, where: str, *, strict: bool = True) -> str | None:
     """Why `value` cannot be stored or sent on, if it cannot: a lone surrogate in any string or key (not
     encodable as UTF-8, so no answer could echo it); with `strict`, also a NUL character (PostgreSQL text
-    and jsonb refuse it) or an integer beyond 64 bits (Prefect's parameters hold no more). A stored
+    and jsonb refuse it) or a number beyond 64-bit integers (Prefect's parameters hold no more). A stored
     config (a PostgreSQL json column, which keeps the text) may hold both."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # a float as large comes back from Prefect's jsonb as an integer of as many digits
         if strict and not -(2**63) <= value < 2**63:
             return f"{where}: {value} is out of the 64-bit integer range"
         return None

@@ -598,6 +598,19 @@ def test_ids_beyond_the_id_columns_answer_404_and_keep_the_connection(bridge: ht
         assert answer.status_code == 400, answer.text
 
 
+def test_params_prefect_cannot_keep_answer_400_and_never_poison_the_status(bridge: httpx.Client) -> None:
+    """Prefect keeps parameters as jsonb: 2.7e160 comes back as a 161-digit integer its JSON encoder
+    refuses, and every later status/logs/execute read of that dataflow answered 500 (schemathesis)."""
+    flow = add(bridge, config={"batch_size": 1})
+    for params in ({"x": [1, {"y": 2.7e160}]}, {"x": 2**64}, {"x": "a\x00b"}):
+        answer = bridge.post(f"{BASE}/execute-dataflow/{flow['id']}", json={"params": params})
+        assert answer.status_code == 400, answer.text
+    assert bridge.get(f"{BASE}/get-dataflow-status/{flow['id']}").status_code == 404  # never executed
+    assert execute(bridge, flow["id"], {"x": 2.5e15})["code"] == 200
+    assert wait_final(bridge, flow["id"])["status"] == "failed"  # a descriptive config: not runnable
+    assert bridge.get(f"{BASE}/get-dataflow-logs/{flow['id']}").status_code == 200
+
+
 def test_one_execution_at_a_time_across_bridges(
     bridge: httpx.Client, stack: StackInfo, tmp_path: Path
 ) -> None:

@@ -309,6 +309,8 @@ def test_non_json_numbers_and_bad_query_values_answer_400(api: TestClient) -> No
         api.post(f"{BASE}/add-dataflow", content=b'{"name": "n", "description": "d", "config": {"x": NaN}}'),
         api.post(f"{BASE}/execute-dataflow/{flow['id']}", content=b'{"params": {"x": 1e999}}'),
         api.post(f"{BASE}/execute-dataflow/{flow['id']}", content=b'{"params": {"x": "\\u0000"}}'),
+        api.post(f"{BASE}/execute-dataflow/{flow['id']}", content=b'{"params": {"x": [1, {"y": 2.7e160}]}}'),
+        api.post(f"{BASE}/execute-dataflow/{flow['id']}", content=b'{"params": {"x": 9223372036854775808}}'),
         api.get(f"{BASE}/get-dataflows-list", params={"page": HUGE}),
         api.get(f"{BASE}/get-dataflows-list", params={"page_size": HUGE}),
         api.get(f"{BASE}/get-dataflows-list", params={"search": "a\x00"}),

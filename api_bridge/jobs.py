@@ -245,16 +245,15 @@ class JobGateway:
         raise AssertionError("unreachable")
 
     # --- runs by tag, deployment schedules ------------------------------------------------------------
-    def latest_run(self, job_type: str, tag: str) -> JobStatus | None:
-        """The newest flow run of `job_type`'s deployment carrying `tag` (subflows excluded), or None."""
+    def latest_run(self, job_type: str, tag: str, *, subflows: bool = False) -> JobStatus | None:
+        """The newest flow run of `job_type`'s deployment carrying `tag`, or None. With `subflows`, runs
+        started inside another flow run (they have no deployment) carrying `tag` count too."""
         from prefect.client.schemas.filters import FlowRunFilterDeploymentId, FlowRunFilterTags
         from prefect.client.schemas.sorting import FlowRunSort
 
+        deployment = None if subflows else FlowRunFilterDeploymentId(any_=[self._deployment_id(job_type)])
         runs = self.client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[tag]),
-                deployment_id=FlowRunFilterDeploymentId(any_=[self._deployment_id(job_type)]),
-            ),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tag]), deployment_id=deployment),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
             limit=20,
         )

@@ -1,11 +1,16 @@
 """DataFlow (004) execution: a dataflow's config composed into Prefect tasks at run time.
 
-Parameters hold only the dataflow id, the execution id and the client's params; the config (which may
-hold database passwords) is loaded from the metadata DB inside the run. Children run first, each as a
-subflow, one after another in their stored order (children_ids order), then the dataflow's own pipeline;
-a failing child fails the parent before its pipeline starts. Every run, success or failure, leaves a
-(:Run) node and READS/WRITES lineage edges in the graph store, and sends OpenLineage START and
-COMPLETE/FAIL events when FLOWBRIDGE_OPENLINEAGE_URL is set.
+Parameters hold only the dataflow id, its run key, the execution id and the client's params; the config
+(which may hold database passwords) is loaded from the metadata DB inside the run. A run whose run key is
+not the record's (the record was deleted, its id taken by another) refuses to run: a run belongs to the
+record it was started for. Every run carries its dataflow's tags (tasks/dataflow_config.run_tags),
+children's subflow runs too, so the bridge finds a child's execution whoever started it.
+
+Children run first, each as a subflow, one after another in their stored order (children_ids order),
+then the dataflow's own pipeline; a failing child fails the parent before its pipeline starts. Every
+run, success or failure (a child's too, as its own), leaves a (:Run) node and READS/WRITES lineage
+edges in the graph store, and sends OpenLineage START and COMPLETE/FAIL events when
+FLOWBRIDGE_OPENLINEAGE_URL is set.
 
 Cheap bookkeeping (bench/dataflow_pipeline.py, issue 6): the one-run-at-a-time claim runs on a
 background thread while the dataflow is loaded and its source read, and is awaited before anything is
@@ -41,14 +46,16 @@ from prefect.client.schemas.filters import (
     FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.context import TagsContext
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from flowbridge.settings import get_settings
 from storage.graph import RunRecord, get_graph
 from storage.metadata import normalize_url, session_scope
 from storage.models.dataflow import DataFlow
-from tasks.dataflow_config import RUN_TAG, PipelineConfigError, apply_params, parse_pipeline
+from tasks.dataflow_config import PipelineConfigError, apply_params, lookup_tag, parse_pipeline, run_tags
 from tasks.dataflow_steps import DataflowError, source_task, target_task, transform_task
 from tasks.openlineage import EventType, emit, run_event
 from tasks.progress import Progress
@@ -70,18 +77,34 @@ class DataflowRunParams(BaseModel):
     """What the bridge (or a schedule) passes: ids and client params, never the config itself."""
 
     dataflow_id: int = Field(ge=1, description="The dataflow to run.")
+    run_key: str | None = Field(None, description="The record's run key: the run refuses any other record.")
     execution_id: str | None = Field(None, description="The legacy execution id (exec_<id>_<epoch>).")
     params: dict[str, Any] = Field(default_factory=dict, description="Overrides and run variables.")
     nonce: str | None = Field(None, description="Per-request nonce: tells racing bridges which one won.")
 
 
 @task(name="load_dataflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def load_dataflow(dataflow_id: int) -> dict[str, Any]:
+def load_dataflow(dataflow_id: int, run_key: str | None = None) -> dict[str, Any]:
     with session_scope() as session:
         record = session.get(DataFlow, dataflow_id)
         if record is None:
             raise DataflowError(f"dataflow {dataflow_id} does not exist (deleted?)")
+        if run_key is not None and record.run_key != run_key:
+            raise DataflowError(
+                f"dataflow {dataflow_id} this run was started for was deleted; its id now names another"
+            )
         return {"id": record.id, "name": record.name, "config": record.config}
+
+
+def _run_keys(dataflow_ids: list[int]) -> dict[int, str | None]:
+    """The run keys of these dataflows (children about to run as subflows)."""
+    if not dataflow_ids:
+        return {}
+    with session_scope() as session:
+        rows = session.execute(
+            select(DataFlow.id, DataFlow.run_key).where(DataFlow.id.in_(dataflow_ids))
+        ).all()
+    return {int(i): k for i, k in rows}
 
 
 def _has_pipeline(config: Any) -> bool:
@@ -123,6 +146,7 @@ def run_dataflow(
     params: dict[str, Any],
     ancestry: tuple[int, ...],
     claim: Future[None] | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     """One dataflow inside the current flow run: its children as subflows, then its pipeline.
 
@@ -148,7 +172,7 @@ def run_dataflow(
             raise error
 
     try:
-        record = load_dataflow(dataflow_id)
+        record = load_dataflow(dataflow_id, run_key)
         children = graph_ready.result().children(dataflow_id)
         config, variables = apply_params(record["config"], params)
         pipeline = None
@@ -171,6 +195,7 @@ def run_dataflow(
             children,
             "its pipeline" if pipeline else "no pipeline",
         )
+        child_keys = _run_keys(children)
         for child in children:
             if child in ancestry or child == dataflow_id:
                 raise DataflowError(
@@ -178,9 +203,7 @@ def run_dataflow(
                 )
             claimed()
             progress.stage(f"child_{child}", f"running child dataflow {child}")
-            dataflow_child.with_options(flow_run_name=f"dataflow-{child}")(
-                dataflow_id=child, variables=variables, ancestry=[*ancestry, dataflow_id]
-            )
+            _run_child(child, child_keys.get(child), variables, [*ancestry, dataflow_id])
         if pipeline is not None:
             stats.update(_pipeline(pipeline, variables, progress, reads, writes, claimed))
         claimed()
@@ -201,7 +224,7 @@ def run_dataflow(
         # the step logs are shipped, the lineage written and the last progress sent side by side (each
         # mostly waits on a server); the run ends when all are done, so a client told "completed" finds
         # every step's log lines and the run in the lineage graph
-        logs_sent = _in_background(flush_run_logs) if not ancestry else None
+        logs_sent = _in_background(flush_run_logs)  # a child's status is read on its own, too
         event_sent = (
             _in_background(
                 emit,
@@ -274,10 +297,30 @@ def _pipeline(
     return {"rows_read": rows_read, "rows_written": rows_written, "reads": list(reads), "writes": [dataset]}
 
 
+def _run_child(child: int, run_key: str | None, variables: dict[str, Any], ancestry: list[int]) -> None:
+    """The child as a subflow run tagged as the child's own, so get-dataflow-status and -logs of the child
+    report it. The tags replace (not extend) the current ones: a grandchild must not carry its parent's."""
+    execution_id = f"exec_{child}_{int(datetime.now(UTC).timestamp())}"
+    with TagsContext(current_tags=set(run_tags(child, run_key))):
+        dataflow_child.with_options(flow_run_name=f"dataflow-{child}")(
+            dataflow_id=child,
+            variables=variables,
+            ancestry=ancestry,
+            execution_id=execution_id,
+            run_key=run_key,
+        )
+
+
 @flow(name="dataflow-child")
-def dataflow_child(dataflow_id: int, variables: dict[str, Any], ancestry: list[int]) -> dict[str, Any]:
+def dataflow_child(
+    dataflow_id: int,
+    variables: dict[str, Any],
+    ancestry: list[int],
+    execution_id: str | None = None,
+    run_key: str | None = None,
+) -> dict[str, Any]:
     """A child dataflow: receives the parent's run variables, not its config overrides."""
-    return run_dataflow(dataflow_id, variables, tuple(ancestry))
+    return run_dataflow(dataflow_id, variables, tuple(ancestry), run_key=run_key)
 
 
 @flow(name="dataflow-run")
@@ -286,32 +329,34 @@ def dataflow_run(
     execution_id: str | None = None,
     params: dict[str, Any] | None = None,
     nonce: str | None = None,
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     args = DataflowRunParams(
-        dataflow_id=dataflow_id, execution_id=execution_id, params=params or {}, nonce=nonce
+        dataflow_id=dataflow_id, execution_id=execution_id, params=params or {}, nonce=nonce, run_key=run_key
     )
-    claim = _in_background(_claim, args.dataflow_id)
+    claim = _in_background(_claim, args.dataflow_id, args.run_key)
     try:
-        return run_dataflow(args.dataflow_id, args.params, (), claim)
+        return run_dataflow(args.dataflow_id, args.params, (), claim, args.run_key)
     finally:
         _claim_error(claim)  # never leave the claim running past the run
 
 
-def _claim(dataflow_id: int) -> None:
+def _claim(dataflow_id: int, run_key: str | None) -> None:
     """Tag this run as the dataflow's and refuse to run beside another running execution of it.
 
     Runs from execute-dataflow are already tagged and were refused (409) while another was pending or
     running; a run started by a cron schedule carries only the deployment's tags, so it tags itself here
     (making the bridge answer 409 from now on) and fails if a run of the same dataflow is still running.
     """
-    tag = RUN_TAG.format(id=dataflow_id)
+    tag = lookup_tag(dataflow_id, run_key)
     run_id = flow_run.get_id()
     if run_id is None:
         return
     tags = list(flow_run.get_tags() or [])
+    missing = [t for t in run_tags(dataflow_id, run_key) if t not in tags]
     with get_client(sync_client=True) as client:
-        if tag not in tags:
-            client.update_flow_run(run_id, tags=[*tags, tag])
+        if missing:
+            client.update_flow_run(run_id, tags=[*tags, *missing])
         others = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 tags=FlowRunFilterTags(all_=[tag]),

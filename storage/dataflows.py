@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.graph import GraphStore
 from storage.metadata import session_scope
-from storage.models.dataflow import DataFlow, DataFlowTag
+from storage.models.dataflow import MAX_ID, DataFlow, DataFlowTag, new_run_key
 from tasks.en_name import unique_en_name
 
 STATUSES = ("active", "inactive")
@@ -29,6 +29,12 @@ class DataflowInputError(ValueError):
 
 class DataflowNotFound(LookupError):
     pass
+
+
+def storable_id(value: object) -> bool:
+    """Whether `value` is an id the id columns can hold: anything else names no record (and must not
+    reach the driver, which raises OverflowError or NumericValueOutOfRange on it)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ def list_dataflows(page: int, page_size: int, search: str) -> Page:
 
 
 def get_record(dataflow_id: int) -> DataFlow:
+    if not storable_id(dataflow_id):
+        raise DataflowNotFound(dataflow_id)
     with session_scope() as session:
         record = session.get(DataFlow, dataflow_id)
     if record is None:
@@ -98,7 +106,7 @@ def get_record(dataflow_id: int) -> DataFlow:
 
 
 def names(ids: Iterable[int]) -> dict[int, str]:
-    wanted = list(dict.fromkeys(ids))
+    wanted = [i for i in dict.fromkeys(ids) if storable_id(i)]
     if not wanted:
         return {}
     with session_scope() as session:
@@ -107,7 +115,7 @@ def names(ids: Iterable[int]) -> dict[int, str]:
 
 
 def tag_names(ids: Iterable[int]) -> dict[int, str]:
-    wanted = list(ids)
+    wanted = [i for i in ids if storable_id(i)]
     if not wanted:
         return {}
     with session_scope() as session:
@@ -173,6 +181,7 @@ def create(
 
                 now = datetime.now(UTC)
                 record = DataFlow(
+                    run_key=new_run_key(),
                     name=name,
                     en_name=unique_en_name(name, taken),
                     description=description,
@@ -198,6 +207,21 @@ def create(
 
 def update(graph: GraphStore, dataflow_id: int, changes: dict[str, Any]) -> DataFlow:
     """Partial update of name/description/status/config (a new name gets a new en_name)."""
+    if not storable_id(dataflow_id):
+        raise DataflowNotFound(dataflow_id)
+    for _attempt in range(5):
+        try:
+            record = _update(dataflow_id, changes)
+            break
+        except IntegrityError:  # another bridge took the same en_name between check and update
+            continue
+    else:
+        raise RuntimeError("could not allocate a unique en_name")
+    graph.upsert_dataflow(record.id, record.name)
+    return record
+
+
+def _update(dataflow_id: int, changes: dict[str, Any]) -> DataFlow:
     with session_scope() as session:
         record = session.get(DataFlow, dataflow_id)
         if record is None:
@@ -213,11 +237,12 @@ def update(graph: GraphStore, dataflow_id: int, changes: dict[str, Any]) -> Data
             if key in changes:
                 setattr(record, key, changes[key])
         record.updated_at = datetime.now(UTC)
-    graph.upsert_dataflow(record.id, record.name)
     return record
 
 
 def delete(graph: GraphStore, dataflow_id: int) -> None:
+    if not storable_id(dataflow_id):
+        raise DataflowNotFound(dataflow_id)
     with session_scope() as session:
         record = session.get(DataFlow, dataflow_id)
         if record is None:

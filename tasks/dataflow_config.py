@@ -18,11 +18,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-RUN_TAG = "dataflow:{id}"  # every top-level run of a dataflow carries it; the one-run-at-a-time rule reads it
+RUN_TAG = "dataflow:{id}"  # every run of a dataflow carries it, for people filtering the Prefect UI
+KEY_TAG = "dataflow-run:{key}"  # ... and this one, by the record's run key: what the bridge looks runs up by
 FILE_KINDS = ("csv", "parquet", "json")
 SQL_KINDS = ("sql", "postgresql", "postgres", "mysql", "sqlite")
 PIPELINE_KEYS = ("source", "transforms", "target")
 _VAR = re.compile(r"\{(\w+)\}")
+
+
+def run_tags(dataflow_id: int, run_key: str | None) -> list[str]:
+    """The tags of every run of a dataflow (top-level, scheduled or a parent's subflow)."""
+    tags = [RUN_TAG.format(id=dataflow_id)]
+    if run_key:
+        tags.append(KEY_TAG.format(key=run_key))
+    return tags
+
+
+def lookup_tag(dataflow_id: int, run_key: str | None) -> str:
+    """The one tag that finds this record's runs and no other's: its run key, which dies with it (a new
+    record that gets the same id has another key). Records from before run keys (NULL) use the id."""
+    return KEY_TAG.format(key=run_key) if run_key else RUN_TAG.format(id=dataflow_id)
 
 
 class PipelineConfigError(ValueError):

@@ -4,11 +4,17 @@ Every answer is the {"code","message","data"} envelope with the HTTP status equa
 404, 409, 500). Records are in the metadata DB and relations in the graph store (storage/dataflows.py,
 storage/graph.py); executions are Prefect flow runs of the "dataflow_run" job type.
 
-One execution per dataflow at a time, enforced by Prefect: the newest run tagged `dataflow:<id>` is read
-back; when it is not final the answer is 409. Otherwise the run is created with the idempotency key
-`dataflow:<id>:after:<newest run id or none>`, so bridges racing on the same dataflow all get the same
-flow run back from Prefect's unique constraint, and only the bridge whose nonce parameter it holds
-answers 200.
+Runs are found by the record's run key (tag `dataflow-run:<run_key>`), never by its id alone: the key
+dies with the record, so a record that gets a deleted one's id never sees its runs. A child run by its
+parent (subflow `dataflow-child`) carries its own key too, so it counts as the child's execution.
+
+One execution per dataflow at a time, enforced by Prefect: the newest run carrying the key is read back;
+when it is not final the answer is 409. Otherwise the run is created with the idempotency key
+`<key tag>:after:<newest run id or none>`, so bridges racing on the same dataflow all get the same flow
+run back from Prefect's unique constraint, and only the bridge whose nonce parameter it holds answers 200.
+
+Every id in a path or body is checked against what the id columns hold (storage/dataflows.py): an
+unknown or impossible id answers 404 (path) or 400 (body), never reaches the driver.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import register_envelope
 from api_bridge.jobs import JobGateway, JobState, JobStatus, get_gateway
+from api_bridge.routers import dataflow_schemas as doc
 from api_bridge.routers.dataflow_codes import (
     API,
     DEFAULT_LINEAGE_DEPTH,
@@ -34,6 +41,7 @@ from api_bridge.routers.dataflow_codes import (
     JOB_TYPE,
     MAX_LINEAGE_DEPTH,
     MAX_LOG_PAGE_SIZE,
+    MAX_PAGE,
     MAX_PAGE_SIZE,
     PREFIX,
     SCRIPT_FORMAT,
@@ -46,12 +54,13 @@ from storage import dataflows
 from storage.dataflows import DataflowInputError, DataflowNotFound
 from storage.graph import Direction, get_graph
 from storage.models.dataflow import DataFlow
-from tasks.dataflow_config import RUN_TAG, valid_cron
+from tasks.dataflow_config import lookup_tag, run_tags, valid_cron
 from tasks.script_generation import ScriptGenerationError, get_provider
 
 router = APIRouter(prefix=PREFIX, tags=["004 DataFlow"])
 log = logging.getLogger("flowbridge.dataflow")
 MAX_BODY = 1024 * 1024
+TEXT_LIMITS = {"name": 255, "created_by": 128}  # the columns' lengths: PostgreSQL refuses longer text
 _FAILURE_PREFIX = "Flow run encountered an exception: "
 
 
@@ -79,12 +88,62 @@ async def _json(request: Request, *, required: bool = True) -> dict[str, Any]:
             raise BadInput(Msg.BAD_PARAM.format(problem="the request body must be a JSON object"))
         return {}
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = strict_json(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise BadInput(Msg.BAD_PARAM.format(problem=f"body is not valid JSON ({exc})")) from None
     if not isinstance(body, dict):
         raise BadInput(Msg.BAD_PARAM.format(problem="the request body must be a JSON object"))
-    return body
+    return body  # fields the API does not use are ignored, whatever they hold
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
+def strict_json(raw: bytes | str) -> Any:
+    """JSON as RFC 8259 has it: no NaN/Infinity, no number that overflows a double (stored or sent on,
+    they would make invalid JSON for the database or Prefect)."""
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+
+
+def _unstorable(value: Any, where: str, *, strict: bool = True) -> str | None:
+    """Why `value` cannot be stored or sent on, if it cannot: a lone surrogate in any string or key (not
+    encodable as UTF-8, so no answer could echo it); with `strict`, also a NUL character (PostgreSQL text
+    and jsonb refuse it) or a number beyond 64-bit integers (Prefect's parameters hold no more). A stored
+    config (a PostgreSQL json column, which keeps the text) may hold both."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # a float as large comes back from Prefect's jsonb as an integer of as many digits
+        if strict and not -(2**63) <= value < 2**63:
+            return f"{where}: {value} is out of the 64-bit integer range"
+        return None
+    if isinstance(value, str):
+        if strict and "\x00" in value:
+            return f"{where} contains a NUL character"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where} is not valid Unicode text (lone surrogate)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _unstorable(key, where, strict=strict) or _unstorable(
+                item, f"{where}.{key}", strict=strict
+            )
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problem = _unstorable(item, f"{where}[{index}]", strict=strict)
+            if problem:
+                return problem
+    return None
 
 
 def _int(value: Any, name: str, default: int, low: int, high: int) -> int:
@@ -111,6 +170,12 @@ def _text(body: dict[str, Any], name: str, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise BadInput(Msg.BAD_PARAM.format(problem=f"{name} must be a string"))
+    limit = TEXT_LIMITS.get(name)
+    if limit is not None and len(value.strip()) > limit:
+        raise BadInput(Msg.BAD_PARAM.format(problem=f"{name} is longer than {limit} characters"))
+    problem = _unstorable(value, name)
+    if problem:
+        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
     return value.strip()
 
 
@@ -118,7 +183,7 @@ def _status(body: dict[str, Any]) -> str | None:
     value = body.get("status")
     if value is None:
         return None
-    if value not in {s.value for s in DataflowStatus}:
+    if not isinstance(value, str) or value not in {s.value for s in DataflowStatus}:
         allowed = ", ".join(s.value for s in DataflowStatus)
         raise BadInput(Msg.BAD_PARAM.format(problem=f"status must be one of {allowed}, got {value!r}"))
     return str(value)
@@ -129,11 +194,14 @@ def _config(body: dict[str, Any]) -> Any:
     value = body.get("config")
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
+            value = strict_json(value)
+        except ValueError:  # JSONDecodeError too
             raise BadInput(Msg.BAD_PARAM.format(problem="config must be a JSON object")) from None
     if value is not None and not isinstance(value, dict):
         raise BadInput(Msg.BAD_PARAM.format(problem="config must be a JSON object"))
+    problem = _unstorable(value, "config", strict=False)
+    if problem:
+        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
     schedule = (value or {}).get("schedule")
     if schedule is not None:
         problem = valid_cron(schedule)
@@ -153,9 +221,11 @@ def _ids(value: Any, name: str) -> list[int]:
 def _tag_id(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise BadInput(Msg.BAD_PARAM.format(problem=f"tag_id must be an integer id, got {value!r}"))
-    return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        return int(value)
+    raise BadInput(Msg.BAD_PARAM.format(problem=f"tag_id must be an integer id, got {value!r}"))
 
 
 async def _call(fn: Any, *args: Any, **kwargs: Any) -> JSONResponse:
@@ -176,10 +246,14 @@ def schedule_slug(dataflow_id: int) -> str:
 
 
 def sync_schedule(gateway: JobGateway, record: DataFlow) -> None:
-    """A cron `schedule` in the config of an active dataflow is a schedule of the dataflow deployment."""
+    """A cron `schedule` in the config of an active dataflow is a schedule of the dataflow deployment.
+    Its runs carry the record's run key: should the record be gone, they refuse to run another."""
     cron = record.config.get("schedule") if isinstance(record.config, dict) else None
     if cron and record.status == DataflowStatus.ACTIVE:
-        gateway.set_schedule(JOB_TYPE, schedule_slug(record.id), str(cron), {"dataflow_id": record.id})
+        parameters: dict[str, Any] = {"dataflow_id": record.id}
+        if record.run_key:
+            parameters["run_key"] = record.run_key
+        gateway.set_schedule(JOB_TYPE, schedule_slug(record.id), str(cron), parameters)
     else:
         gateway.remove_schedule(JOB_TYPE, schedule_slug(record.id))
 
@@ -187,15 +261,23 @@ def sync_schedule(gateway: JobGateway, record: DataFlow) -> None:
 # --- records -----------------------------------------------------------------------------------------------
 
 
-@router.get("/get-dataflows-list")
+@router.get(
+    "/get-dataflows-list",
+    response_model=doc.ListAnswer,
+    responses=doc.errors(400),
+    openapi_extra=doc.LIST_QUERY,
+)
 async def get_dataflows_list(request: Request) -> JSONResponse:
     query = request.query_params
     return await _call(_list, query.get("page"), query.get("page_size"), query.get("search", ""))
 
 
 def _list(page_raw: Any, size_raw: Any, search: str) -> JSONResponse:
-    page = _int(page_raw, "page", 1, 1, 10**9)
+    page = _int(page_raw, "page", 1, 1, MAX_PAGE)
     page_size = _int(size_raw, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+    problem = _unstorable(search, "search")
+    if problem:
+        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
     result = dataflows.list_dataflows(page, page_size, search.strip())
     data = {
         "list": [dataflows.to_dict(r) for r in result.items],
@@ -204,7 +286,7 @@ def _list(page_raw: Any, size_raw: Any, search: str) -> JSONResponse:
     return envelope(Code.OK, Msg.SUCCESS, data)
 
 
-@router.get("/get-dataflow/{dataflow_id}")
+@router.get("/get-dataflow/{dataflow_id}", response_model=doc.DetailsAnswer, responses=doc.errors(400, 404))
 async def get_dataflow(dataflow_id: int) -> JSONResponse:
     return await _call(lambda: envelope(Code.OK, Msg.SUCCESS, _details(dataflow_id)))
 
@@ -213,7 +295,12 @@ def _details(dataflow_id: int) -> dict[str, Any]:
     return dataflows.details(get_graph(), dataflows.get_record(dataflow_id))
 
 
-@router.post("/add-dataflow")
+@router.post(
+    "/add-dataflow",
+    response_model=doc.DataflowAnswer,
+    responses=doc.errors(400) | doc.CREATED_LINKS,
+    openapi_extra=doc.json_body(doc.AddDataflowBody),
+)
 async def add_dataflow(request: Request) -> JSONResponse:
     try:
         body = await _json(request)
@@ -239,7 +326,12 @@ def _add(body: dict[str, Any]) -> JSONResponse:
     return envelope(Code.OK, Msg.CREATED, dataflows.to_dict(record))
 
 
-@router.put("/update-dataflow/{dataflow_id}")
+@router.put(
+    "/update-dataflow/{dataflow_id}",
+    response_model=doc.DataflowAnswer,
+    responses=doc.errors(400, 404),
+    openapi_extra=doc.json_body(doc.UpdateDataflowBody),
+)
 async def update_dataflow(dataflow_id: int, request: Request) -> JSONResponse:
     try:
         body = await _json(request)
@@ -251,10 +343,10 @@ async def update_dataflow(dataflow_id: int, request: Request) -> JSONResponse:
 def _update(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
     changes: dict[str, Any] = {}
     for key in ("name", "description", "created_by"):
-        if key in body:
+        if key in body and (body[key] is not None or key == "description"):  # null name: left as it is
             value = _text(body, key, required=key != "description")
             changes[key] = value or ""
-    if "status" in body:
+    if body.get("status") is not None:  # null: left as it is (the column holds no null)
         changes["status"] = _status(body)
     if "config" in body:
         changes["config"] = _config(body)
@@ -263,7 +355,9 @@ def _update(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
     return envelope(Code.OK, Msg.UPDATED, dataflows.to_dict(record))
 
 
-@router.delete("/delete-dataflow/{dataflow_id}")
+@router.delete(
+    "/delete-dataflow/{dataflow_id}", response_model=doc.DeletedAnswer, responses=doc.errors(400, 404)
+)
 async def delete_dataflow(dataflow_id: int) -> JSONResponse:
     try:
         return await run_in_threadpool(_delete, dataflow_id)
@@ -280,7 +374,12 @@ def _delete(dataflow_id: int) -> JSONResponse:
 # --- tags (not in the document: how tag ids come to exist) ------------------------------------------
 
 
-@router.post("/add-tag")
+@router.post(
+    "/add-tag",
+    response_model=doc.TagAnswer,
+    responses=doc.errors(400),
+    openapi_extra=doc.json_body(doc.AddTagBody),
+)
 async def add_tag(request: Request) -> JSONResponse:
     try:
         body = await _json(request)
@@ -294,7 +393,7 @@ def _add_tag(body: dict[str, Any]) -> JSONResponse:
     return envelope(Code.OK, Msg.SUCCESS, {"id": tag.id, "name": tag.name})
 
 
-@router.get("/get-tags-list")
+@router.get("/get-tags-list", response_model=doc.TagListAnswer, responses=doc.errors())
 async def get_tags_list() -> JSONResponse:
     return await _call(lambda: envelope(Code.OK, Msg.SUCCESS, {"list": dataflows.list_tags()}))
 
@@ -333,7 +432,12 @@ def _error_message(status: JobStatus) -> str | None:
     return message or status.state.value.lower()
 
 
-@router.post("/execute-dataflow/{dataflow_id}")
+@router.post(
+    "/execute-dataflow/{dataflow_id}",
+    response_model=doc.ExecutionAnswer,
+    responses=doc.errors(400, 404, 409) | doc.EXECUTED_LINKS,
+    openapi_extra=doc.json_body(doc.ExecuteBody, required=False),
+)
 async def execute_dataflow(dataflow_id: int, request: Request) -> JSONResponse:
     try:
         body = await _json(request, required=False)
@@ -346,23 +450,29 @@ def _execute(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise BadInput(Msg.BAD_PARAM.format(problem="params must be a JSON object"))
-    dataflows.get_record(dataflow_id)
+    problem = _unstorable(params, "params")  # they go to Prefect, whose parameters are jsonb
+    if problem:
+        raise BadInput(Msg.BAD_PARAM.format(problem=problem))
+    record = dataflows.get_record(dataflow_id)
     gateway = get_gateway()
-    tag = RUN_TAG.format(id=dataflow_id)
-    last = gateway.latest_run(JOB_TYPE, tag)
+    tag = lookup_tag(record.id, record.run_key)
+    last = gateway.latest_run(JOB_TYPE, tag, subflows=True)
     if last is not None and not last.state.is_final:
         return _conflict(dataflow_id, last)
     nonce = uuid.uuid4().hex
     now = datetime.now(UTC)
     execution_id = f"exec_{dataflow_id}_{int(now.timestamp())}"
     legacy_id = f"{execution_id}_{nonce[:12]}"
+    parameters = {"dataflow_id": dataflow_id, "execution_id": execution_id, "params": params, "nonce": nonce}
+    if record.run_key:
+        parameters["run_key"] = record.run_key
     run_id = gateway.submit(
         JOB_TYPE,
-        {"dataflow_id": dataflow_id, "execution_id": execution_id, "params": params, "nonce": nonce},
+        parameters,
         api=API,
         legacy_id=legacy_id,
         parent_id=str(dataflow_id),
-        tags=[tag, f"execution:{execution_id}"],
+        tags=[*run_tags(record.id, record.run_key), f"execution:{execution_id}"],
         flow_run_name=execution_id,
         idempotency_key=f"{tag}:after:{last.run_id if last else 'none'}",
     )
@@ -392,8 +502,9 @@ def _conflict(dataflow_id: int, running: JobStatus) -> JSONResponse:
 
 
 def _latest(dataflow_id: int) -> JobStatus:
-    dataflows.get_record(dataflow_id)
-    latest = get_gateway().latest_run(JOB_TYPE, RUN_TAG.format(id=dataflow_id))
+    """The newest execution of this record: run by execute-dataflow, its schedule, or a parent."""
+    record = dataflows.get_record(dataflow_id)
+    latest = get_gateway().latest_run(JOB_TYPE, lookup_tag(record.id, record.run_key), subflows=True)
     if latest is None:
         raise _NotExecuted(dataflow_id)
     return latest
@@ -403,7 +514,9 @@ class _NotExecuted(LookupError):
     pass
 
 
-@router.get("/get-dataflow-status/{dataflow_id}")
+@router.get(
+    "/get-dataflow-status/{dataflow_id}", response_model=doc.StatusAnswer, responses=doc.errors(400, 404)
+)
 async def get_dataflow_status(dataflow_id: int) -> JSONResponse:
     try:
         return await _call(_status_of, dataflow_id)
@@ -429,7 +542,12 @@ def _status_of(dataflow_id: int) -> JSONResponse:
 _LEVEL_NAMES = {"DEBUG": "INFO", "CRITICAL": "ERROR"}
 
 
-@router.get("/get-dataflow-logs/{dataflow_id}")
+@router.get(
+    "/get-dataflow-logs/{dataflow_id}",
+    response_model=doc.LogsAnswer,
+    responses=doc.errors(400, 404),
+    openapi_extra=doc.LOGS_QUERY,
+)
 async def get_dataflow_logs(dataflow_id: int, request: Request) -> JSONResponse:
     query = request.query_params
     try:
@@ -439,7 +557,7 @@ async def get_dataflow_logs(dataflow_id: int, request: Request) -> JSONResponse:
 
 
 def _logs(dataflow_id: int, page_raw: Any, size_raw: Any) -> JSONResponse:
-    page = _int(page_raw, "page", 1, 1, 10**9)
+    page = _int(page_raw, "page", 1, 1, MAX_PAGE)
     page_size = _int(size_raw, "page_size", DEFAULT_LOG_PAGE_SIZE, 1, MAX_LOG_PAGE_SIZE)
     latest = _latest(dataflow_id)
     gateway = get_gateway()
@@ -471,7 +589,12 @@ def _logs(dataflow_id: int, page_raw: Any, size_raw: Any) -> JSONResponse:
 # --- lineage -----------------------------------------------------------------------------------------------
 
 
-@router.get("/get-dataflow-lineage/{dataflow_id}")
+@router.get(
+    "/get-dataflow-lineage/{dataflow_id}",
+    response_model=doc.LineageAnswer,
+    responses=doc.errors(400, 404),
+    openapi_extra=doc.LINEAGE_QUERY,
+)
 async def get_dataflow_lineage(dataflow_id: int, request: Request) -> JSONResponse:
     query = request.query_params
     return await _call(_lineage, dataflow_id, query.get("direction"), query.get("depth"))
@@ -492,7 +615,12 @@ def _lineage(dataflow_id: int, direction_raw: str | None, depth_raw: Any) -> JSO
 # --- scripts -----------------------------------------------------------------------------------------------
 
 
-@router.post("/create-script")
+@router.post(
+    "/create-script",
+    response_model=doc.ScriptAnswer,
+    responses=doc.errors(400),
+    openapi_extra=doc.json_body(doc.CreateScriptBody),
+)
 async def create_script(request: Request) -> JSONResponse:
     try:
         body = await _json(request)

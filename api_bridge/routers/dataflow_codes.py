@@ -47,6 +47,7 @@ class Msg(StrEnum):
     BAD_PARAM = "参数错误: {problem}"
 
 
+MAX_PAGE = 10**9
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 DEFAULT_LOG_PAGE_SIZE = 50

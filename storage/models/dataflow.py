@@ -3,10 +3,14 @@
 The document's hybrid design keeps records (name, config, status) in the relational metadata DB and
 relations (tags, parent/child) plus lineage in a graph. Without Neo4j the graph is these two tables in the
 same metadata DB, so bridges and workers on other machines share it through the DB URL alone.
+
+Ids a client sees are never reused: PostgreSQL sequences never hand a number out twice, and on SQLite the
+tables are AUTOINCREMENT (without it SQLite gives a deleted row's id, the highest one, to the next row).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,14 +20,28 @@ from sqlalchemy.orm import Mapped, mapped_column
 from storage.metadata import Base
 from storage.models.types import UTCDateTime, utcnow
 
+# Ids are Integer columns: 32-bit on PostgreSQL, so this is the largest id any backend can hold.
+MAX_ID = 2**31 - 1
+
+
+def new_run_key() -> str:
+    return uuid.uuid4().hex
+
 
 class DataFlow(Base):
     """One dataflow record; its config is kept exactly as the client sent it."""
 
     __tablename__ = "dataflows"
-    __table_args__ = (UniqueConstraint("en_name", name="uq_dataflows_en_name"),)
+    __table_args__ = (
+        UniqueConstraint("en_name", name="uq_dataflows_en_name"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # What the dataflow's Prefect runs are tagged and looked up by: it dies with the record, so a run can
+    # never be attached to another record, even one that gets the same id. NULL only on rows created
+    # before run keys existed, whose runs carry the plain `dataflow:<id>` tag (tasks/dataflow_config.py).
+    run_key: Mapped[str | None] = mapped_column(String(32), nullable=True, default=new_run_key)
     name: Mapped[str] = mapped_column(String(255))
     en_name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -38,7 +56,7 @@ class DataFlowTag(Base):
     """A tag a dataflow can be linked to by `tag_id` (created through add-tag)."""
 
     __tablename__ = "dataflow_tags"
-    __table_args__ = (UniqueConstraint("name", name="uq_dataflow_tags_name"),)
+    __table_args__ = (UniqueConstraint("name", name="uq_dataflow_tags_name"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255))

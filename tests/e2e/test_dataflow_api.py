@@ -295,6 +295,14 @@ def test_csv_to_postgres_and_back_with_lineage(
     assert run is not None and (run["status"], run["rows_read"], run["rows_written"]) == ("completed", 4, 2)
 
 
+def _run_key(dataflow_id: int) -> str:
+    from storage.dataflows import get_record
+
+    key = get_record(dataflow_id).run_key
+    assert key
+    return key
+
+
 def _flow_run_id(dataflow_id: int) -> Any:
     from api_bridge.jobs import get_gateway
 
@@ -464,6 +472,145 @@ def test_parent_runs_two_children_in_order_then_itself(bridge: httpx.Client, tmp
     assert depths == {parent["id"]: 0, convert["id"]: 1, clean["id"]: 2}
 
 
+def test_a_child_run_by_its_parent_reports_that_run_as_its_own(bridge: httpx.Client, tmp_path: Path) -> None:
+    from api_bridge.jobs import get_gateway
+    from storage.graph import get_graph
+
+    SALES.to_csv(tmp_path / "raw.csv", index=False)
+    child = add(
+        bridge,
+        name=unique("子数据流"),
+        config={
+            "source": {"type": "csv", "path": str(tmp_path / "raw.csv")},
+            "transforms": [{"type": "filter", "expr": "amount > 10"}],
+            "target": {"type": "parquet", "path": str(tmp_path / "child.parquet")},
+        },
+    )
+    parent = add(
+        bridge,
+        name=unique("父数据流"),
+        children_ids=[child["id"]],
+        config={
+            "source": {"type": "parquet", "path": str(tmp_path / "child.parquet")},
+            "target": {"type": "csv", "path": str(tmp_path / "parent.csv")},
+        },
+    )
+    never = bridge.get(f"{BASE}/get-dataflow-status/{child['id']}")
+    assert never.status_code == 404 and "尚未执行" in never.json()["message"]
+    assert execute(bridge, parent["id"])["code"] == 200
+    parent_final = wait_final(bridge, parent["id"])
+    assert parent_final["status"] == "completed", parent_final
+    assert parent_final["execution_id"].startswith(f"exec_{parent['id']}_")  # not the child's subflow
+
+    status = bridge.get(f"{BASE}/get-dataflow-status/{child['id']}").json()
+    assert status["code"] == 200, status  # was 404 "has no execution yet" although it ran
+    data = status["data"]
+    assert (data["status"], data["progress"], data["error_message"]) == ("completed", 100, None)
+    assert data["execution_id"].startswith(f"exec_{child['id']}_")
+    assert data["started_at"] and data["completed_at"] and data["completed_at"] >= data["started_at"]
+    assert parent_final["started_at"] <= data["started_at"] <= data["completed_at"]
+    assert data["completed_at"] <= parent_final["completed_at"]
+
+    lines = logs(bridge, child["id"])
+    components = {line["component"] for line in lines}
+    assert {"source", "transform_filter", "target"} <= components, components  # its own, unprefixed
+    assert any("wrote 4 rows" in line["message"] and line["component"] == "target" for line in lines)
+    assert not any(f"dataflow {parent['id']} " in line["message"] for line in lines)  # none of the parent's
+
+    child_run = get_gateway().latest_run(
+        "dataflow_run", f"dataflow-run:{_run_key(child['id'])}", subflows=True
+    )
+    assert child_run is not None and child_run.deployment_id is None  # the subflow run itself
+    recorded = get_graph().run(str(child_run.run_id))
+    assert recorded is not None
+    assert (recorded["dataflow_id"], recorded["status"], recorded["rows_written"]) == (
+        child["id"],
+        "completed",
+        4,
+    )
+    down = bridge.get(
+        f"{BASE}/get-dataflow-lineage/{child['id']}", params={"direction": "downstream", "depth": 1}
+    ).json()["data"]
+    writes = [e for e in down["edges"] if e["source"] == f"dataflow:{child['id']}" and e["type"] == "WRITES"]
+    assert len(writes) == 1 and writes[0]["target"].endswith("child.parquet"), down["edges"]
+    assert parent["id"] in {n.get("dataflow_id") for n in down["nodes"]}
+
+    again = execute(bridge, child["id"])  # its subflow run is final: the child may run on its own
+    assert again["code"] == 200, again
+    own = wait_final(bridge, child["id"])
+    assert own["status"] == "completed" and own["execution_id"] == again["data"]["execution_id"]
+
+
+def test_a_deleted_dataflows_history_never_reaches_another_record(
+    bridge: httpx.Client, tmp_path: Path
+) -> None:
+    from storage.metadata import session_scope
+    from storage.models.dataflow import DataFlow
+
+    SALES.to_csv(tmp_path / "in.csv", index=False)
+    config = {
+        "source": {"type": "csv", "path": str(tmp_path / "in.csv")},
+        "target": {"type": "csv", "path": str(tmp_path / "out.csv")},
+    }
+    old = add(bridge, config=config)
+    assert execute(bridge, old["id"])["code"] == 200
+    assert wait_final(bridge, old["id"])["status"] == "completed"
+    assert len(logs(bridge, old["id"])) > 0
+    assert bridge.delete(f"{BASE}/delete-dataflow/{old['id']}").json()["code"] == 200
+
+    newcomer = add(bridge, config=config)
+    assert newcomer["id"] != old["id"]
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+    with session_scope() as session:  # the old id handed out again (SQLite used to; a restored backup may)
+        session.add(
+            DataFlow(
+                id=old["id"], name=unique("复用"), en_name=unique("reused_"), description="",
+                status="inactive", created_by="system", config=config, created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    try:
+        for dataflow_id in (newcomer["id"], old["id"]):
+            for path in ("get-dataflow-status", "get-dataflow-logs"):
+                answer = bridge.get(f"{BASE}/{path}/{dataflow_id}")
+                assert answer.status_code == 404, (path, dataflow_id, answer.text)
+                assert answer.json()["code"] == 404 and "数据流尚未执行" in answer.json()["message"]
+        assert execute(bridge, old["id"])["code"] == 200  # its own first run, not a conflict with the old
+        assert wait_final(bridge, old["id"])["status"] == "completed"
+    finally:
+        bridge.delete(f"{BASE}/delete-dataflow/{old['id']}")
+
+
+def test_ids_beyond_the_id_columns_answer_404_and_keep_the_connection(bridge: httpx.Client) -> None:
+    for dataflow_id in ("99999999999999999999999999", str(2**31), str(2**63)):
+        calls = [
+            bridge.post(f"{BASE}/execute-dataflow/{dataflow_id}", json={}),
+            bridge.get(f"{BASE}/get-dataflow/{dataflow_id}"),
+            bridge.get(f"{BASE}/get-dataflow-status/{dataflow_id}"),
+            bridge.get(f"{BASE}/get-dataflow-logs/{dataflow_id}"),
+            bridge.put(f"{BASE}/update-dataflow/{dataflow_id}", json={"description": "x"}),
+            bridge.delete(f"{BASE}/delete-dataflow/{dataflow_id}"),
+        ]
+        for response in calls:
+            assert response.status_code == 404, (response.request.url, response.text)
+            assert response.json()["message"] == "数据流不存在"
+    for body in ({"tag_id": 2**31}, {"children_ids": [2**31]}, {"children_ids": [10**30]}):
+        answer = bridge.post(f"{BASE}/add-dataflow", json={"name": "n", "description": "d", **body})
+        assert answer.status_code == 400, answer.text
+
+
+def test_params_prefect_cannot_keep_answer_400_and_never_poison_the_status(bridge: httpx.Client) -> None:
+    """Prefect keeps parameters as jsonb: 2.7e160 comes back as a 161-digit integer its JSON encoder
+    refuses, and every later status/logs/execute read of that dataflow answered 500 (schemathesis)."""
+    flow = add(bridge, config={"batch_size": 1})
+    for params in ({"x": [1, {"y": 2.7e160}]}, {"x": 2**64}, {"x": "a\x00b"}):
+        answer = bridge.post(f"{BASE}/execute-dataflow/{flow['id']}", json={"params": params})
+        assert answer.status_code == 400, answer.text
+    assert bridge.get(f"{BASE}/get-dataflow-status/{flow['id']}").status_code == 404  # never executed
+    assert execute(bridge, flow["id"], {"x": 2.5e15})["code"] == 200
+    assert wait_final(bridge, flow["id"])["status"] == "failed"  # a descriptive config: not runnable
+    assert bridge.get(f"{BASE}/get-dataflow-logs/{flow['id']}").status_code == 200
+
+
 def test_one_execution_at_a_time_across_bridges(
     bridge: httpx.Client, stack: StackInfo, tmp_path: Path
 ) -> None:
@@ -514,7 +661,9 @@ def test_schedule_follows_status_and_survives_runner_reapply(bridge: httpx.Clien
     flow = add(bridge, status="active", config={"source": {"type": "mysql"}, "schedule": "0 2 * * *"})
     slug = f"dataflow-{flow['id']}"
     schedule = gateway.schedules("dataflow_run").get(slug)
-    assert schedule == {"cron": "0 2 * * *", "active": True, "parameters": {"dataflow_id": flow["id"]}}
+    key = _run_key(flow["id"])  # the schedule's runs refuse to run another record that gets this id
+    parameters = {"dataflow_id": flow["id"], "run_key": key}
+    assert schedule == {"cron": "0 2 * * *", "active": True, "parameters": parameters}
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 

@@ -52,7 +52,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return _envelope_for(request.url.path)(exc.status_code, message)
+        response = _envelope_for(request.url.path)(exc.status_code, message)
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405, as HTTP requires
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -298,12 +298,6 @@ def test_004_create_update_execute_status_logs_lineage_delete(client: httpx.Clie
     assert _flows(_lineage(client, clean["id"], "downstream")) == {clean["id"]: 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="004 defect (issue 10): SQLite reuses the highest deleted rowid (dataflows.id has no "
-    "AUTOINCREMENT) and runs are looked up by the tag dataflow:<id>, so a new dataflow gets a deleted one's "
-    "id and get-dataflow-status/-logs report that one's execution and log lines",
-)
 def test_004_a_dataflow_created_after_a_delete_has_no_history(client: httpx.Client, tmp_path: Path) -> None:
     """Delete the newest dataflow after it ran, create another: a new id, no execution, no lineage."""
     base = dataflow.BASE
@@ -336,12 +330,6 @@ def test_004_a_dataflow_created_after_a_delete_has_no_history(client: httpx.Clie
 HUGE = "99999999999999999999999999"  # beyond 64 bits: SQLite's driver raises OverflowError on it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="004 defect (issue 10): path and body ids are not range-checked; on SQLite an id beyond 64 bits "
-    "raises OverflowError in the driver: 500 'internal error: OverflowError' (on a reused keep-alive "
-    "connection the client saw it reset) instead of 404/400",
-)
 def test_004_an_id_beyond_64_bits_is_not_found(default_stack: StackInfo) -> None:
     base = dataflow.BASE
     calls = [

@@ -126,22 +126,10 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 
 # Routers that another branch is fixing when this test was written: their OpenAPI still declares
 # methods their document does not give. The final state is no entry here.
-PENDING_METHODS = {"003": "the MRMS router declares all five methods on every endpoint (its fix is pending)"}
+PENDING_METHODS: dict[str, str] = {}
 # Operations the fuzzer found answering a server error when this test was written, left out of the fuzzing
 # until their router's branch (issue 10, item 1: range checks) is merged. The final state is empty.
-PENDING_FUZZ = {
-    "004": {
-        f"{method} /api/data-flow/{name}/{{dataflow_id}}": "ids beyond the 32-bit column: 500 DataError"
-        for method, name in [
-            ("GET", "get-dataflow"),
-            ("DELETE", "delete-dataflow"),
-            ("POST", "execute-dataflow"),
-            ("GET", "get-dataflow-status"),
-            ("GET", "get-dataflow-logs"),
-            ("GET", "get-dataflow-lineage"),
-        ]
-    },
-}
+PENDING_FUZZ: dict[str, dict[str, str]] = {}
 
 
 def _service_params(pending: Mapping[str, str]) -> list[Any]:
@@ -322,9 +310,7 @@ def test_fuzzing_finds_no_server_error(case: schemathesis.Case) -> None:
 
 # APIs whose documents imply a stateful flow; the final state is no pending entry.
 STATEFUL = ["000", "004"]
-PENDING_STATEFUL = {
-    "004": "004's OpenAPI declares no links yet (add-dataflow -> execute -> get-dataflow-status)",
-}
+PENDING_STATEFUL: dict[str, str] = {}
 
 
 def _links(raw: dict[str, Any]) -> list[str]:

@@ -179,3 +179,14 @@ def test_connection_stays_usable_after_an_unhandled_error(served_bridge: int) ->
             assert conn.sock is sock, "the client had to reconnect"
     finally:
         conn.close()
+
+
+def test_a_405_keeps_its_allow_header() -> None:
+    """RFC 9110: a 405 names the methods the resource has; the envelope handler used to drop the header."""
+    from fastapi.testclient import TestClient
+
+    from api_bridge.app import create_app
+
+    response = TestClient(create_app()).request("TRACE", "/stats")
+    assert response.status_code == 405
+    assert response.headers.get("allow") == "GET"

@@ -1,8 +1,9 @@
 """Warm job start: each flow run is a fresh child forked from a template that imported everything once.
 
-Prefect's runner starts every flow run with `multiprocessing`'s *spawn* (DirectSubprocessStarter →
-`run_flow_in_subprocess`): a new interpreter that imports prefect, pandas, scikit-learn and the flow
-module again, 3+ s before the first line of the job. Here the runner starts a *forkserver* whose single
+Prefect's runner starts every run of a served deployment as `python -m prefect.engine` (or, for a flow it
+holds in memory, with `multiprocessing`'s *spawn*): a new interpreter that imports prefect, pandas,
+scikit-learn and the flow module again, 3+ s before the first line of the job. Here the runner starts a
+*forkserver* whose single
 process imports `deployments.warm_template` (every registered flow and its scientific stack, plus the
 per-process caches) once; each run is then an `os.fork()` of that template. A run still has a process of its
 own: a crash, a leak or a SIGKILL (OOM) ends that child only, and the forkserver, started again by
@@ -274,7 +275,22 @@ def install() -> None:
 
     starter_direct.run_flow_in_subprocess = run_flow_in_template  # type: ignore[assignment]
     start_template()
-    log.info("warm start: flow runs fork from the template (forkserver pid %s)", template_pid())
+    check_template()
+
+
+def _template_marker() -> str | None:
+    return os.environ.get(TEMPLATE_MARKER_ENV)
+
+
+def check_template() -> None:
+    """Say whether the template loaded: multiprocessing's forkserver skips a preload module that raises
+    ImportError, and runs would then pay their imports again (working, but cold)."""
+    with template_context().Pool(1) as pool:
+        marker = pool.apply(_template_marker)
+    if marker:
+        log.info("warm start: flow runs fork from the template (pid %s)", marker)
+    else:
+        log.error("warm start: the template did not load (an import failed in it); runs start cold")
 
 
 def template_pid() -> int | None:

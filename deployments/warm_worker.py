@@ -194,6 +194,7 @@ async def _wake_on_pool_events(worker: WarmProcessWorker) -> None:
 async def serve_pool(pool: str, limit: int | None, name: str | None = None) -> None:
     """Start the template, then the worker (which creates the pool if it does not exist)."""
     warm_start.start_template()
+    warm_start.check_template()
     worker = WarmProcessWorker(work_pool_name=pool, limit=limit, name=name)
     async with anyio.create_task_group() as group:
         group.start_soon(_wake_on_pool_events, worker)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flowbridge.settings import Settings, get_settings
 
 from .automations import ensure_automations
+from .pickup import poll_when_woken, wake_on_scheduled
 from .priority import prioritise_runner
 from .registry import DEPLOYMENT, JOB_TYPES
 
@@ -62,44 +63,6 @@ def _flows_and_deployments() -> list[tuple[Any, Any]]:
     return pairs
 
 
-WAKE_EVENTS = ("prefect.flow-run.Scheduled",)
-
-
-async def _wake_on_events(runner: Runner, wake: asyncio.Event) -> None:
-    """Set `wake` whenever the server announces a scheduled run of one of this runner's deployments."""
-    from prefect.events.clients import get_events_subscriber
-    from prefect.events.filters import EventFilter, EventNameFilter
-
-    ours = {f"prefect.deployment.{d}" for d in runner._deployment_registry.get_deployment_ids()}
-    event_filter = EventFilter(event=EventNameFilter(name=list(WAKE_EVENTS)))
-    backoff = 1.0
-    while True:
-        try:
-            async with get_events_subscriber(filter=event_filter) as subscriber:
-                backoff = 1.0
-                async for event in subscriber:
-                    if any(related.id in ours for related in event.related):
-                        wake.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the poll keeps serving; say why pickup is slower until we reconnect
-            log.warning("runner event stream lost (%s); polling only, reconnecting in %.0f s", exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
-
-
-async def _poll_when_woken(runner: Runner, wake: asyncio.Event) -> None:
-    """One poll per wake-up; wake-ups that arrive during a poll coalesce into the next one."""
-    poller = runner._scheduled_run_poller
-    while True:
-        await wake.wait()
-        wake.clear()
-        try:
-            await poller._get_and_submit_flow_runs()
-        except Exception:
-            log.exception("poll on wake-up failed; the regular poll will pick the run up")
-
-
 def _wake_when_slot_frees(runner: Runner, wake: asyncio.Event) -> None:
     """A run that finished frees a slot: look for runs that were skipped at capacity right away."""
     limits = runner._limit_manager
@@ -130,9 +93,11 @@ async def _serve(pairs: list[tuple[Any, Any]], limit: int, warm: bool) -> None:
             while not runner.started:
                 await asyncio.sleep(0.05)
             _wake_when_slot_frees(runner, wake)
-            prioritise_runner(runner._scheduled_run_poller)
-            group.start_soon(_poll_when_woken, runner, wake)
-            await _wake_on_events(runner, wake)
+            poller = runner._scheduled_run_poller
+            prioritise_runner(poller)
+            ours = {f"prefect.deployment.{d}" for d in runner._deployment_registry.get_deployment_ids()}
+            group.start_soon(poll_when_woken, wake, poller._get_and_submit_flow_runs, "runner")
+            await wake_on_scheduled(lambda: ours, wake, "runner")
 
         group.start_soon(pickup)
         await runner.start()

@@ -11,7 +11,6 @@ working against the same pool; both can run side by side.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import anyio.abc
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
 from deployments import warm_start
+from deployments.pickup import poll_when_woken, wake_on_scheduled
 from deployments.priority import start_order
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from prefect.runner._control_channel import ControlChannel
     from prefect.runner._process_manager import ProcessHandle
 
-log = logging.getLogger("flowbridge.worker")
 
 
 def _registered_flow(flow_name: str) -> Any:
@@ -166,37 +165,19 @@ class WarmProcessWorker(ProcessWorker):
         return ProcessWorkerResult(status_code=execution.status_code, identifier=str(execution.handle.pid))
 
 
-async def _wake_on_pool_events(worker: WarmProcessWorker) -> None:
-    """Poll at once when the server announces a scheduled run in this worker's pool (the poll stays)."""
-    from prefect.events.clients import get_events_subscriber
-    from prefect.events.filters import EventFilter, EventNameFilter
-
-    event_filter = EventFilter(event=EventNameFilter(name=["prefect.flow-run.Scheduled"]))
-    backoff = 1.0
-    while True:
-        try:
-            async with get_events_subscriber(filter=event_filter) as subscriber:
-                backoff = 1.0
-                async for event in subscriber:
-                    pool = getattr(worker, "_work_pool", None)
-                    if pool is None:
-                        continue
-                    if any(r.id == f"prefect.work-pool.{pool.id}" for r in event.related):
-                        await worker.get_and_submit_flow_runs()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("worker event stream lost (%s); polling only, reconnecting in %.0f s", exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
-
-
 async def serve_pool(pool: str, limit: int | None, name: str | None = None) -> None:
     """Start the template, then the worker (which creates the pool if it does not exist)."""
     warm_start.start_template()
     warm_start.check_template()
     worker = WarmProcessWorker(work_pool_name=pool, limit=limit, name=name)
+
+    def our_pool() -> set[str]:
+        work_pool = getattr(worker, "_work_pool", None)  # known once the worker has synced with the API
+        return {f"prefect.work-pool.{work_pool.id}"} if work_pool is not None else set()
+
+    wake = asyncio.Event()
     async with anyio.create_task_group() as group:
-        group.start_soon(_wake_on_pool_events, worker)
+        group.start_soon(wake_on_scheduled, our_pool, wake, "worker")
+        group.start_soon(poll_when_woken, wake, worker.get_and_submit_flow_runs, "worker")
         await worker.start()
         group.cancel_scope.cancel()

@@ -10,7 +10,8 @@ Decisions (see the README):
   answers from the last one (stale-while-revalidate), so it stays fast however slow Prefect is.
 - Timing, counting and the log line come from a route class on the GasFlux router (`GasfluxRoute`), so
   exactly the GasFlux paths are measured and other APIs pay nothing. It also applies the document's
-  GASFLUX_CONNECTION_LIMIT (503 beyond it), GASFLUX_CHANNEL_TIMEOUT (504) and GASFLUX_CORS_ORIGINS.
+  GASFLUX_CONNECTION_LIMIT (503 beyond it) and GASFLUX_CHANNEL_TIMEOUT (504); GASFLUX_CORS_ORIGINS is
+  Starlette's CORSMiddleware on the GasFlux paths (api_bridge/app.py), preflights included.
 """
 
 from __future__ import annotations
@@ -151,16 +152,6 @@ class _Limits:
     in_flight = 0
 
 
-def _cors_headers(request: Request) -> dict[str, str]:
-    origins = get_settings().gasflux_cors_origins
-    origin = request.headers.get("origin")
-    if "*" in origins:
-        return {"Access-Control-Allow-Origin": "*"}
-    if origin and origin in origins:
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    return {}
-
-
 def _status_of(exc: BaseException) -> int:
     if isinstance(exc, HTTPException):
         return exc.status_code
@@ -196,7 +187,6 @@ def make_route_class(envelope: Envelope, busy: str, timeout: str) -> type[APIRou
                         finally:
                             _Limits.in_flight -= 1
                     status = response.status_code
-                    response.headers.update(_cors_headers(request))
                     return response
                 except BaseException as exc:
                     status = _status_of(exc)

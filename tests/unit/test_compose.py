@@ -172,6 +172,11 @@ def test_every_image_is_pinned_to_a_release() -> None:
         )
 
 
+def test_the_image_builds_on_a_pinned_python() -> None:
+    (base,) = re.findall(r"^FROM (\S+)", (ROOT / "Dockerfile").read_text(), re.M)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # the interpreter the venv is tested on
+
+
 def test_every_long_running_service_has_a_healthcheck_and_one_shot_jobs_are_awaited() -> None:
     services = _compose()["services"]
     one_shot = {

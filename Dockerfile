@@ -1,5 +1,5 @@
 # One image for the bridge and the Prefect workers (docker-compose.yml).
-FROM python:3.11-slim
+FROM python:3.11.13-slim-bookworm
 ENV PYTHONUNBUFFERED=1 FLOWBRIDGE_APP_DIR=/app
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -8,13 +8,15 @@ import logging
 import re
 import warnings
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_bridge import errors
 from api_bridge.jobs import get_gateway
@@ -82,6 +84,24 @@ def _unique_operation_ids(schema: dict[str, Any]) -> None:
             op["operationId"] = f"{op['operationId']}_{method}"
 
 
+class RouterCORS:
+    """Starlette's CORSMiddleware for the paths of one router only: GasFlux's document has
+    GASFLUX_CORS_ORIGINS for its own paths, and the other legacy APIs never sent CORS headers."""
+
+    def __init__(self, app: ASGIApp, *, routers: Iterable[APIRouter], **options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **options)
+        self.paths = tuple(
+            route.path_regex for router in routers for route in router.routes if isinstance(route, APIRoute)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and any(path.match(scope["path"]) for path in self.paths):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def create_app() -> FastAPI:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(levelname)s - %(name)s - %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prefect API call is noise, and slow
@@ -97,4 +117,12 @@ def create_app() -> FastAPI:
     for name in ROUTERS:
         module = importlib.import_module(f"api_bridge.routers.{name}")
         app.include_router(module.router)
+    app.add_middleware(
+        RouterCORS,
+        routers=[importlib.import_module("api_bridge.routers.gasflux").router],
+        allow_origins=get_settings().gasflux_cors_origins,
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
     return app

@@ -10,13 +10,15 @@ Decisions (see the README):
   answers from the last one (stale-while-revalidate), so it stays fast however slow Prefect is.
 - Timing, counting and the log line come from a route class on the GasFlux router (`GasfluxRoute`), so
   exactly the GasFlux paths are measured and other APIs pay nothing. It also applies the document's
-  GASFLUX_CONNECTION_LIMIT (503 beyond it), GASFLUX_CHANNEL_TIMEOUT (504) and GASFLUX_CORS_ORIGINS.
+  GASFLUX_CONNECTION_LIMIT (503 beyond it) and GASFLUX_CHANNEL_TIMEOUT (504); GASFLUX_CORS_ORIGINS is
+  Starlette's CORSMiddleware on the GasFlux paths (api_bridge/app.py), preflights included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import logging.handlers
 import threading
 import time
 from collections import Counter
@@ -36,6 +38,9 @@ from flowbridge.settings import get_settings
 CENSUS_SECONDS = 2.0
 MAX_ENDPOINT_KEYS = 5000
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
+# GASFLUX_LOG_FILE rotates at LOG_MAX_BYTES, keeping LOG_BACKUPS older files (<file>.1 … <file>.5)
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
 _PROCESS_STARTED = time.time()
 
 
@@ -51,14 +56,17 @@ def log_file_path() -> Path:
 
 
 def gasflux_file_logger() -> logging.Logger:
-    """The document's log: `<time> - INFO - [task:<id>] POST /upload - 202 - 2.34s` lines in one file."""
+    """The document's log: `<time> - INFO - [task:<id>] POST /upload - 202 - 2.34s` lines in one file,
+    rotated by the standard library's RotatingFileHandler (one writing process per file: a bridge)."""
     logger = logging.getLogger("gasflux.api")
     with _file_logger_lock:
         if not getattr(logger, "_gasflux_configured", False):
             settings = get_settings()
             path = log_file_path()
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(path, encoding="utf-8")
+            handler = logging.handlers.RotatingFileHandler(
+                path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+            )
             handler.setFormatter(logging.Formatter(LOG_FORMAT))
             logger.addHandler(handler)
             level = "DEBUG" if settings.gasflux_debug else settings.gasflux_log_level.upper()
@@ -151,16 +159,6 @@ class _Limits:
     in_flight = 0
 
 
-def _cors_headers(request: Request) -> dict[str, str]:
-    origins = get_settings().gasflux_cors_origins
-    origin = request.headers.get("origin")
-    if "*" in origins:
-        return {"Access-Control-Allow-Origin": "*"}
-    if origin and origin in origins:
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    return {}
-
-
 def _status_of(exc: BaseException) -> int:
     if isinstance(exc, HTTPException):
         return exc.status_code
@@ -196,7 +194,6 @@ def make_route_class(envelope: Envelope, busy: str, timeout: str) -> type[APIRou
                         finally:
                             _Limits.in_flight -= 1
                     status = response.status_code
-                    response.headers.update(_cors_headers(request))
                     return response
                 except BaseException as exc:
                     status = _status_of(exc)

@@ -10,6 +10,7 @@ sub-second status cache, so any number of bridges can run and restart freely.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -34,7 +35,10 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import ArtifactSort, LogSort
+from prefect.context import SettingsContext, get_settings_context
 from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+from prefect.settings import Settings as PrefectSettings
 from prefect.states import Scheduled, State
 from sqlalchemy import or_, select
 
@@ -227,8 +231,15 @@ class JobGateway:
         return self._deployment_ids[name]
 
     def _with_retries(self, call: Any, *, what: str) -> Any:
-        delay = 0.2
-        for attempt in range(1, self.settings.submit_attempts + 1):
+        """One Prefect API call, retried by the Prefect client alone: `submit_attempts` attempts in all.
+
+        Prefect's HTTP client already retries 429/502/503/408 and dropped connections with exponential
+        backoff and jitter (honouring Retry-After), which is what a burst on SQLite's single writer
+        answers (503). A loop here on top multiplied the attempts (6 x 6); instead the client's own
+        PREFECT_CLIENT_MAX_RETRIES is set for these calls, and what is left after its retries becomes a
+        SubmitError (a documented "try again" answer of each legacy API), never a 500.
+        """
+        with SettingsContext(profile=self._prefect_context.profile, settings=self._prefect_settings):
             try:
                 return call()
             except ObjectNotFound:
@@ -237,12 +248,16 @@ class JobGateway:
                 status = getattr(getattr(exc, "response", None), "status_code", None)
                 if status is not None and status < 500 and status != 429:
                     raise
-                if attempt == self.settings.submit_attempts:
-                    raise SubmitError(f"{what}: Prefect API unavailable ({exc})") from exc
-                log.warning("%s: attempt %d failed (%s); retrying in %.1fs", what, attempt, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        raise AssertionError("unreachable")
+                raise SubmitError(f"{what}: Prefect API unavailable ({exc})") from exc
+
+    @functools.cached_property
+    def _prefect_context(self) -> SettingsContext:
+        return get_settings_context()
+
+    @functools.cached_property
+    def _prefect_settings(self) -> PrefectSettings:
+        retries = max(0, self.settings.submit_attempts - 1)
+        return self._prefect_context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: retries})
 
     # --- runs by tag, deployment schedules ------------------------------------------------------------
     def latest_run(self, job_type: str, tag: str, *, subflows: bool = False) -> JobStatus | None:

@@ -3,19 +3,21 @@
 Layout and names follow the GasFlux document: ``<out>/<stem>.processed/<timestamp>_processing_run/`` with
 ``<stem>.processed_<gas>_report.html``, ``<stem>.processed_data.csv``, ``<stem>.processed_config.yaml``
 and ``<stem>.processed_output_vars.json``. Reports open offline: plotly.js (~4.8 MB) is inlined once per
-file, so figure data is decimated and sent as float32 to keep each file under 5 MB.
+file, so figure data is decimated and sent as float32 to keep each file under 5 MB. The page is the Jinja2
+template ``tasks/templates/gasflux_report.html`` (autoescaped).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -260,11 +262,6 @@ def model_curve(vg: Mapping[str, Any], lags: np.ndarray) -> np.ndarray:
     return getattr(variogram_models, f"{model}_variogram_model")(params, lags)
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f"<table>{body}</table>"
-
-
 def _fmt(value: Any, unit: str = "", digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -336,22 +333,22 @@ def _page(
         variogram_figure(state["results"][gas], gas),
     ]
     options = {"full_html": False, "include_plotlyjs": False, "config": {"displaylogo": False}}
-    divs = "\n".join(f'<div class="fig">{fig.to_html(**options)}</div>' for fig in figures)
-    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in state.get("warnings", []))
-    title = f"GasFlux mass balance — {gas.upper()} — {state['source_name']}"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<script type="text/javascript">{get_plotlyjs()}</script>
-<style>body{{font-family:sans-serif;margin:1.5em;}} table{{border-collapse:collapse;margin-bottom:1em;}}
-th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;}} th{{background:#f3f3f3;}}
-.grid{{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px;}}</style>
-</head><body>
-<h1>{html.escape(title)}</h1>
-{_table(summary_rows(state, gas))}
-{f"<h3>Warnings</h3><ul>{warnings}</ul>" if warnings else ""}
-<div class="grid">
-{divs}
-</div>
-<p><small>{html.escape(PRODUCER)}</small></p>
-</body></html>
-"""
+    return _template().render(
+        title=f"GasFlux mass balance — {gas.upper()} — {state['source_name']}",
+        plotlyjs=get_plotlyjs(),
+        rows=summary_rows(state, gas),
+        warnings=state.get("warnings", []),
+        figures=[fig.to_html(**options) for fig in figures],
+        producer=PRODUCER,
+    )
+
+
+@cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return environment.get_template("gasflux_report.html")

@@ -862,20 +862,3 @@ def _download(filename: str, request: Request) -> Response:
         return FileResponse(local, media_type=media, filename=name, content_disposition_type=disposition)
     headers = {"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}"}
     return StreamingResponse(storage.iter_chunks(target), media_type=media, headers=headers)
-
-
-# --- CORS preflight on the document's paths --------------------------------------------------------------
-for _path in ("/upload", "/task/{task_id}", "/reports", "/download/{filename:path}", "/stats/reset"):
-    router.add_api_route(
-        _path,
-        lambda: Response(
-            status_code=204,
-            headers={
-                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type",
-                "Access-Control-Max-Age": "600",
-            },
-        ),
-        methods=["OPTIONS"],
-        include_in_schema=False,
-    )

@@ -140,8 +140,10 @@ class Mode:
     memory: dict[str, float] = field(default_factory=dict)
 
 
-def measure(warm: bool, probes: int, forecasts: int, burst: int, memory_jobs: int) -> Mode:
-    with embedded_stack(warm_start=warm) as stack:
+def measure(
+    warm: bool, probes: int, forecasts: int, burst: int, memory_jobs: int, **stack_settings: object
+) -> Mode:
+    with embedded_stack(warm_start=warm, **stack_settings) as stack:
         from api_bridge.jobs import JobGateway
         from flows.traffic_forecast import traffic_forecast
         from storage.filesystems import get_storage
@@ -152,11 +154,12 @@ def measure(warm: bool, probes: int, forecasts: int, burst: int, memory_jobs: in
         gateway.submit("diagnostics_probe", {"seconds": 0}, api="bench", legacy_id=f"warmup-{time.time_ns()}")
         time.sleep(3)
         out = Mode(limit=stack.settings.runner_limit)
-        out.probe_run, out.probe_done = _latencies(gateway, "diagnostics_probe", {"seconds": 0}, probes)
+        if probes:
+            out.probe_run, out.probe_done = _latencies(gateway, "diagnostics_probe", {"seconds": 0}, probes)
         for i in range(forecasts):
             out.fc_done += _latencies(gateway, "traffic_forecast", {"input_path": inputs[i]}, 1)[1]
         out.burst = _burst(gateway, "diagnostics_probe", lambda i: {"seconds": 0}, burst)
-        if warm:
+        if warm and forecasts:
             from prefect.settings import PREFECT_API_URL, temporary_settings
 
             # the stack's server, not an ephemeral one Prefect would start for this process
@@ -169,10 +172,18 @@ def measure(warm: bool, probes: int, forecasts: int, burst: int, memory_jobs: in
                     t0 = time.perf_counter()
                     traffic_forecast.fn(input_path=inputs[i])
                     out.bare.append(time.perf_counter() - t0)
-            if memory_jobs:
-                out.memory = _memory(stack, gateway, memory_jobs)
+        if warm and memory_jobs:
+            out.memory = _memory(stack, gateway, memory_jobs)
         gateway.close()
     return out
+
+
+def _postgres_database() -> str:
+    """A fresh PostgreSQL database for the Prefect server (127.0.0.1:5432, trust auth, as on this machine)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.stack import create_database
+
+    return create_database("flowbridge_bench_prefect")
 
 
 def main() -> None:
@@ -184,7 +195,16 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     cold = measure(False, args.probes, args.forecasts, min(args.burst, 30), 0)
-    warm = measure(True, args.probes, args.forecasts, args.burst, args.memory_jobs)
+    warm = measure(True, args.probes, args.forecasts, args.burst, 0)
+    # the same warm runner with Prefect's own database on PostgreSQL: the burst and the 1,000-job memory
+    # run, which on SQLite queue behind the server's single writer (see the note under the table)
+    database = _postgres_database()
+    try:
+        postgres = measure(True, 0, 0, args.burst, args.memory_jobs, prefect_database_url=database)
+    finally:
+        from tests.support.stack import drop_database
+
+        drop_database(database)
     med = statistics.median
 
     def row(label: str, key: str, fn=med) -> str:  # type: ignore[no-untyped-def]
@@ -208,17 +228,19 @@ def main() -> None:
         row("traffic forecast: submit → result, median", "fc_done"),
         f"| no-op burst throughput (jobs/min) | {cold.burst:.1f} | {warm.burst:.1f} "
         f"| {warm.burst / cold.burst:.2f}× |",
+        f"| same, Prefect's database on PostgreSQL (jobs/min) | – | {postgres.burst:.1f} "
+        f"| {postgres.burst / cold.burst:.2f}× |",
         "",
         f"Traffic forecast, same inputs: flow called in-process {in_process:.2f} s (median), bare "
         f"function {med(warm.bare):.2f} s; submit → result / in-process: cold "
         f"**{med(cold.fc_done) / in_process:.2f}×**, warm **{med(warm.fc_done) / in_process:.2f}×**.",
     ]
-    if warm.memory:
-        m = warm.memory
+    if postgres.memory:
+        m = postgres.memory
         growth = (m["runner_after"] - m["runner_before"]) / m["runner_before"]
         rows += [
             "",
-            f"Memory (warm): template RSS {m['template_rss']:.0f} MiB "
+            f"Memory (warm, Prefect on PostgreSQL): template RSS {m['template_rss']:.0f} MiB "
             f"({m['template_rss_after']:.0f} MiB after the run); one running no-op job "
             f"{m['job_private']:.0f} MiB private (copy-on-write: the rest of its RSS is shared with the "
             f"template); runner RSS {m['runner_before']:.0f} → {m['runner_after']:.0f} MiB over "

@@ -112,9 +112,9 @@ class EmbeddedStack:
         process = self._spawn(
             "prefect-server",
             [
-                str(BIN / "prefect"),
-                "server",
-                "start",
+                sys.executable,
+                "-m",
+                "flowbridge.prefect_server",  # `prefect server start`, SQLite writes queue (see there)
                 "--host",
                 self.settings.prefect_host,
                 "--port",

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 COMPONENTS = {
     "runner": "deployments.serve",
     "bridge": "uvicorn",
-    "prefect-server": "prefect server start",
+    "prefect-server": "flowbridge.prefect_server",
 }
 
 

@@ -91,17 +91,56 @@ def _submit(args: argparse.Namespace) -> int:
         return 1
     started = httpx.post(f"{base}/get_flow", data={"work_id": upload["work_id"]}, timeout=60).json()
     print(json.dumps(started, ensure_ascii=False))
-    return 0 if started.get("ret") == "4000" else 1
+    if started.get("ret") != "4000":
+        return 1
+    return _wait_with_progress(base, started["work_id"]) if args.wait else 0
+
+
+def _progress(answer: dict) -> float:
+    text = str(answer.get("process", "0")).rstrip("%")
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
+def _wait_with_progress(base: str, work_id: str, poll_seconds: float = 0.5) -> int:
+    """A live bar (percentage, elapsed, ETA from the job's own pace) on stderr until the job ends; then the
+    final answer and, on success, the result links on stdout."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        job = bar.add_task(f"forecast {work_id[:8]}", total=100)
+        while True:
+            answer = httpx.post(f"{base}/get_resu_process", data={"work_id": work_id}, timeout=30).json()
+            bar.update(job, completed=_progress(answer))
+            if answer.get("ret") != "5000" or answer.get("process") == "100%":
+                break
+            time.sleep(poll_seconds)
+    print(json.dumps(answer, ensure_ascii=False), flush=True)
+    if answer.get("ret") != "5000":
+        return 1
+    print(f"forecast: {base}/static/download/{work_id}.csv", flush=True)
+    print(f"bounds:   {base}/static/download/{work_id}_bounds.csv", flush=True)
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
-    while True:
-        answer = httpx.post(f"{base}/get_resu_process", data={"work_id": args.work_id}, timeout=30).json()
-        print(json.dumps(answer, ensure_ascii=False), flush=True)
-        if not args.wait or answer.get("ret") != "5000" or answer.get("process") == "100%":
-            return 0 if answer.get("ret") == "5000" else 1
-        time.sleep(1)
+    if args.wait:
+        return _wait_with_progress(base, args.work_id)
+    answer = httpx.post(f"{base}/get_resu_process", data={"work_id": args.work_id}, timeout=30).json()
+    print(json.dumps(answer, ensure_ascii=False), flush=True)
+    return 0 if answer.get("ret") == "5000" else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     submit = commands.add_parser("submit", help="upload a traffic CSV and start its forecast (000 API)")
     submit.add_argument("file")
     submit.add_argument("--url", default="http://127.0.0.1:8000")
+    submit.add_argument("--wait", action="store_true", help="show a progress bar until the forecast is done")
     submit.set_defaults(func=_submit)
     status = commands.add_parser("status", help="poll a 000 job's progress")
     status.add_argument("work_id")
     status.add_argument("--url", default="http://127.0.0.1:8000")
-    status.add_argument("--wait", action="store_true", help="poll until 100% or an error")
+    status.add_argument("--wait", action="store_true", help="show a progress bar until 100% or an error")
     status.set_defaults(func=_status)
     args = parser.parse_args(argv)
     return int(args.func(args))

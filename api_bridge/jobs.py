@@ -36,7 +36,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import ArtifactSort, LogSort
 from prefect.context import SettingsContext, get_settings_context
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
 from prefect.settings import Settings as PrefectSettings
 from prefect.states import Scheduled, State
@@ -517,8 +517,13 @@ class JobGateway:
         """Stop a run: a waiting run is cancelled at once, a running one is asked to stop (the runner
         kills its process and the state becomes Cancelled)."""
         run_id = UUID(str(run_id))
-        current = self.status(run_id, fresh=True)
-        if not current.state.is_final:
+        # A runner can pick the run up between our read and our write (with pickup on events that window
+        # is a fraction of a second): a waiting run we cancelled may then be RUNNING, so look again and ask
+        # a running one to stop.
+        for _attempt in range(3):
+            current = self.status(run_id, fresh=True)
+            if current.state.is_final or current.state is JobState.CANCELLING:
+                return current
             target = StateType.CANCELLED if current.state.is_waiting else StateType.CANCELLING
             self.client.set_flow_run_state(run_id, State(type=target, message=message), force=True)
         return self.status(run_id, fresh=True)
@@ -553,9 +558,22 @@ class JobGateway:
         the block name as a parameter and resolves the value itself. Overwrites a block of that name."""
         from prefect.client.schemas.actions import BlockDocumentCreate, BlockDocumentUpdate
 
-        block_type = self._with_retries(lambda: self.client.read_block_type_by_slug("secret"), what="secret")
-        schema = self.client.get_most_recent_block_schema_for_block_type(block_type.id)
+        try:
+            block_type = self._with_retries(
+                lambda: self.client.read_block_type_by_slug("secret"), what="secret"
+            )
+            schema = self.client.get_most_recent_block_schema_for_block_type(block_type.id)
+        except ObjectNotFound:
+            block_type, schema = None, None
         if schema is None:
+            # a fresh server registers its block types in the background, after it already answers; the
+            # first secret of its life can come sooner, so register Secret ourselves (idempotent)
+            from prefect.blocks.system import Secret
+
+            Secret.register_type_and_schema()
+            block_type = self.client.read_block_type_by_slug("secret")
+            schema = self.client.get_most_recent_block_schema_for_block_type(block_type.id)
+        if block_type is None or schema is None:
             raise SubmitError("the Prefect server has no Secret block schema")
         try:
             existing = self.client.read_block_document_by_name(name, "secret", include_secrets=False)
@@ -566,14 +584,28 @@ class JobGateway:
                 existing.id, BlockDocumentUpdate(data={"value": value}, block_schema_id=schema.id)
             )
             return
-        self._with_retries(
-            lambda: self.client.create_block_document(
-                BlockDocumentCreate(
-                    name=name, data={"value": value}, block_type_id=block_type.id, block_schema_id=schema.id
-                )
-            ),
-            what=f"store secret {name}",
+        create = BlockDocumentCreate(
+            name=name, data={"value": value}, block_type_id=block_type.id, block_schema_id=schema.id
         )
+        for attempt in range(5):
+            try:
+                self._with_retries(
+                    lambda: self.client.create_block_document(create), what=f"store secret {name}"
+                )
+                return
+            except ObjectAlreadyExists:
+                # a retried create whose first attempt had landed: update it; otherwise a conflict with the
+                # server's own block registration on a fresh server (its 409): try again shortly
+                try:
+                    existing = self.client.read_block_document_by_name(name, "secret", include_secrets=False)
+                except ObjectNotFound:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                self.client.update_block_document(
+                    existing.id, BlockDocumentUpdate(data={"value": value}, block_schema_id=schema.id)
+                )
+                return
+        raise SubmitError(f"could not store secret {name}: the Prefect server kept answering 409")
 
     def delete_secret(self, name: str) -> bool:
         """Remove a Secret block; False when there was none (already cleaned up by the flow)."""

@@ -245,7 +245,7 @@ def submit(request: SubmitRequest) -> Response:
             idempotency_key=f"{API}:{task_id}:{uuid4()}",
         )
     except Exception as exc:
-        log.error("task %s: submission failed (%s)", task_id, type(exc).__name__)
+        log.exception("task %s: submission failed (%s)", task_id, type(exc).__name__)
         _discard(gateway, task_id, block)
         return _error(503, f"could not start the task ({type(exc).__name__}); try again")
     with session_scope() as session:

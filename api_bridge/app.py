@@ -115,11 +115,11 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     for name in ROUTERS:
-        module = importlib.import_module(f"api_bridge.routers.{name}")
+        module = importlib.import_module(f"api_bridge.routers.{name}.endpoints")
         app.include_router(module.router)
     app.add_middleware(
         RouterCORS,
-        routers=[importlib.import_module("api_bridge.routers.gasflux").router],
+        routers=[importlib.import_module("api_bridge.routers.gasflux.endpoints").router],
         allow_origins=get_settings().gasflux_cors_origins,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type"],

@@ -43,11 +43,11 @@ from prefect.states import Scheduled, State
 from sqlalchemy import or_, select
 
 from api_bridge.cache import RefreshingCache
-from deployments.registry import get_job_type
 from flowbridge.settings import Settings, get_settings
+from flows.registry import get_job_type
 from storage.filesystems import StoredFile, get_storage
+from storage.jobs import JobRun
 from storage.metadata import session_scope
-from storage.models.jobs import JobRun
 from tasks.progress import decode_description
 
 log = logging.getLogger("flowbridge.jobs")

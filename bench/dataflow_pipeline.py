@@ -292,7 +292,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--floor"]:
         print(run_floor_flow())
     elif sys.argv[1:2] == ["--bare"]:
-        # imported before the clock, as tasks/dataflow_steps.py imports them before the flow run starts
+        # imported before the clock, as tasks/dataflow/steps.py imports them before the flow run starts
         import pandas.core.arrays.arrow.extension_types
         import pyarrow.pandas_compat
         import pyarrow.parquet  # noqa: F401

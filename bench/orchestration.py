@@ -145,7 +145,7 @@ def measure(
 ) -> Mode:
     with embedded_stack(warm_start=warm, **stack_settings) as stack:
         from api_bridge.jobs import JobGateway
-        from flows.traffic_forecast import traffic_forecast
+        from flows.traffic.forecast import traffic_forecast
         from storage.filesystems import get_storage
 
         gateway = JobGateway()

@@ -289,14 +289,14 @@ def test_csv_to_postgres_and_back_with_lineage(
     ]
     assert report["id"] in {n.get("dataflow_id") for n in down["nodes"]}
 
-    from storage.graph import get_graph
+    from storage.dataflow.graph import get_graph
 
     run = get_graph().run(str(_flow_run_id(report["id"])))
     assert run is not None and (run["status"], run["rows_read"], run["rows_written"]) == ("completed", 4, 2)
 
 
 def _run_key(dataflow_id: int) -> str:
-    from storage.dataflows import get_record
+    from storage.dataflow.repository import get_record
 
     key = get_record(dataflow_id).run_key
     assert key
@@ -474,7 +474,7 @@ def test_parent_runs_two_children_in_order_then_itself(bridge: httpx.Client, tmp
 
 def test_a_child_run_by_its_parent_reports_that_run_as_its_own(bridge: httpx.Client, tmp_path: Path) -> None:
     from api_bridge.jobs import get_gateway
-    from storage.graph import get_graph
+    from storage.dataflow.graph import get_graph
 
     SALES.to_csv(tmp_path / "raw.csv", index=False)
     child = add(
@@ -544,8 +544,8 @@ def test_a_child_run_by_its_parent_reports_that_run_as_its_own(bridge: httpx.Cli
 def test_a_deleted_dataflows_history_never_reaches_another_record(
     bridge: httpx.Client, tmp_path: Path
 ) -> None:
+    from storage.dataflow.models import DataFlow
     from storage.metadata import session_scope
-    from storage.models.dataflow import DataFlow
 
     SALES.to_csv(tmp_path / "in.csv", index=False)
     config = {
@@ -667,8 +667,8 @@ def test_schedule_follows_status_and_survives_runner_reapply(bridge: httpx.Clien
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from deployments.registry import JOB_TYPES
     from deployments.serve import build_deployments
+    from flows.registry import JOB_TYPES
 
     applied = 0
     with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from tasks.mrms_training import load_model
+from tasks.mrms.training import load_model
 from tests.support.stack import StackInfo
 
 pytestmark = pytest.mark.e2e
@@ -378,7 +378,7 @@ def test_early_stopping_stops_at_the_documented_step(bridge: httpx.Client, cance
     # val_accuracy >= 0.5 holds from step 1, so training ends exactly at minsteps
     assert info["stopped_early"] and info["ml_result_json"]["step"] == 3
     assert info["ml_result_json"]["val_accuracy"] >= 0.5
-    from tasks.mrms_records import step_results
+    from storage.mrms.repository import step_results
 
     assert [r["step"] for r in step_results(hist_no)] == [1, 2, 3]
 
@@ -387,7 +387,7 @@ def test_two_histories_of_one_project_train_concurrently(
     bridge: httpx.Client, cancer_dataset: str, stack: StackInfo
 ) -> None:
     from api_bridge.jobs import get_gateway
-    from tasks.mrms_records import learn_hist
+    from storage.mrms.repository import learn_hist
 
     project_id = create_project(bridge, cancer_dataset)
     params = json.dumps({"steps": 30, "hidden_layer_sizes": [64]})
@@ -425,7 +425,7 @@ def test_a_training_cancelled_in_prefect_ends_at_status_7_with_the_reason(
     at 5 (running) forever. The flow's cancellation hook, or failing that the bridge reading the run's
     state from Prefect, closes it."""
     from api_bridge.jobs import JobGateway, JobState
-    from tasks import mrms_records as records
+    from storage.mrms import repository as records
 
     project_id = create_project(bridge, cancer_dataset)
     hist_no = insert_hist(bridge, project_id, "mlp_classifier", json.dumps({"steps": 10000}))

@@ -23,7 +23,7 @@ import pytest
 from api_bridge.jobs import JobState, get_gateway
 from flowbridge.stack import free_port
 from storage.metadata import session_scope
-from storage.models.offline import OfflineTask
+from storage.offline.models import OfflineTask
 from tests.support.services import API_TOKEN as TOKEN
 from tests.support.services import ServicesInfo, shared_services
 from tests.support.stack import StackInfo
@@ -401,7 +401,7 @@ def test_hdfs_task_end_to_end_with_spare_host_fallback(api: httpx.Client, webhdf
 def test_hdfs_task_against_a_real_namenode(api: httpx.Client) -> None:
     """FLOWBRIDGE_TEST_WEBHDFS_URL=http://namenode:9870 (e.g. docker compose's namenode); user via
     FLOWBRIDGE_TEST_WEBHDFS_USER (default root)."""
-    from storage.remote import FileSystemInfo, connect
+    from storage.offline.remote import FileSystemInfo, connect
 
     url = urlsplit(os.environ["FLOWBRIDGE_TEST_WEBHDFS_URL"])
     hdfs = {

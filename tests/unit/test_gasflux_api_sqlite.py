@@ -81,7 +81,7 @@ class FakeGateway:
 
 @pytest.fixture()
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, FakeGateway]]:
-    from api_bridge.routers import gasflux
+    from api_bridge.routers.gasflux import endpoints as gasflux
     from storage import metadata
 
     monkeypatch.setenv("FLOWBRIDGE_DATA_DIR", str(tmp_path))

@@ -12,8 +12,8 @@ import pytest
 from prefect.client.orchestration import SyncPrefectClient
 
 from api_bridge.jobs import JobGateway, SubmitError
-from deployments.registry import get_job_type
 from flowbridge.settings import Settings
+from flows.registry import get_job_type
 
 DEPLOYMENT_ID = uuid.uuid4()
 Handler = Callable[[httpx.Request], httpx.Response]

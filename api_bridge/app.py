@@ -19,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_bridge import errors
-from api_bridge.jobs import get_gateway
+from api_bridge.gateway import get_gateway
 from api_bridge.unhandled import GuardedFastAPI
 from flowbridge.settings import get_settings
 from storage.metadata import migrate

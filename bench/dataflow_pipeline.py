@@ -162,7 +162,7 @@ def run_dataflow(client: httpx.Client, dataflow_id: int) -> dict[str, float]:
     task runs, between them, after the last) and end to end as the client saw it."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     start = time.perf_counter()
     answer = client.post(f"{BASE}/execute-dataflow/{dataflow_id}", json={}).json()

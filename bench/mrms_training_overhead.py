@@ -56,8 +56,8 @@ def dataset(rows: int) -> pd.DataFrame:
 def bare_fit(csv: bytes, alg_id: str, hyper: dict, steps: int) -> tuple[float, float]:
     """(fit only, bare trainer) seconds: read + preprocess + `steps` partial_fit calls, and the same plus
     the per-step metrics and the model export: the least any trainer producing the job's outputs does."""
-    from api_bridge.routers.mrms.codes import Purpose
     from flowbridge.settings import get_settings
+    from storage.mrms.domain import Purpose
     from tasks.mrms.training import (
         REGISTRY,
         ScoringSample,
@@ -131,7 +131,7 @@ def flow_run(
     client: httpx.Client, project_id: str, alg_id: str, hyper: dict, steps: int
 ) -> tuple[float, float]:
     """(flow run seconds from Prefect's start/end, end-to-end seconds seen by a polling client)."""
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
     from storage.mrms.repository import learn_hist
 
     hist_no = f"bench-{uuid.uuid4().hex[:8]}"

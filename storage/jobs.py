@@ -1,14 +1,43 @@
-"""The map from a legacy API's ids onto Prefect flow runs (the only job fact kept outside Prefect)."""
+"""Jobs of every legacy API: their states and the map from legacy ids onto Prefect flow runs.
+
+The map is the only job fact kept outside Prefect; every read and write of it is here. `JobState` is
+Prefect's state types under the platform's own name, so code tables and routers map them without
+importing prefect.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint, func, or_, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata import Base
+from storage.metadata import Base, session_scope
 from storage.types import UTCDateTime, utcnow
+
+
+class JobState(StrEnum):
+    """Prefect's state types, so routers map them without importing prefect."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.CRASHED}
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in {JobState.SCHEDULED, JobState.PENDING, JobState.PAUSED}
 
 
 class JobRun(Base):
@@ -29,3 +58,49 @@ class JobRun(Base):
     job_type: Mapped[str] = mapped_column(String(64))
     flow_run_id: Mapped[str] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def normalize_id(value: str) -> str:
+    """Legacy clients send UUIDs with or without dashes and in any case."""
+    return value.strip().replace("-", "").lower()
+
+
+def record_job(*, api: str, legacy_id: str, parent_id: str | None, job_type: str, run_id: str) -> None:
+    """Map (`api`, `legacy_id`) onto a flow run; a second record of the same legacy id is a no-op."""
+    with session_scope() as session:
+        exists = session.scalar(select(JobRun).where(JobRun.api == api, JobRun.legacy_id == legacy_id))
+        if exists is None:
+            session.add(
+                JobRun(
+                    api=api, legacy_id=legacy_id, parent_id=parent_id, job_type=job_type, flow_run_id=run_id
+                )
+            )
+
+
+def jobs_matching(api: str, wanted: str) -> list[JobRun]:
+    """Jobs of `api` whose legacy or parent id equals the normalised `wanted`, newest first."""
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(JobRun)
+                .where(JobRun.api == api)
+                .where(or_(*_id_matches(JobRun.legacy_id, wanted), *_id_matches(JobRun.parent_id, wanted)))
+                .order_by(JobRun.created_at.desc(), JobRun.id.desc())
+            ).all()
+        )
+
+
+def list_jobs(api: str) -> list[JobRun]:
+    with session_scope() as session:
+        return list(session.scalars(select(JobRun).where(JobRun.api == api).order_by(JobRun.id)).all())
+
+
+def forget_job(api: str, legacy_id: str) -> None:
+    with session_scope() as session:
+        for row in session.scalars(select(JobRun).where(JobRun.api == api, JobRun.legacy_id == legacy_id)):
+            session.delete(row)
+
+
+def _id_matches(column: Any, wanted: str) -> list[Any]:
+    """Match stored ids whether they were stored with dashes or without."""
+    return [func.lower(func.replace(column, "-", "")) == wanted]

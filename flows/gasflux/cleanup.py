@@ -3,28 +3,21 @@
 The deployment runs every GASFLUX_TASK_CLEANUP_INTERVAL seconds (read when the runner registers it) and
 removes every finished task older than GASFLUX_MAX_TASK_AGE seconds (read at each run): its flow run,
 its run files, its upload and its metadata rows. Pending and processing tasks are never touched.
-`remove_task` is also what DELETE /task/{id} calls, so both remove exactly the same things.
+Both this flow and DELETE /task/{id} remove a task with tasks/gasflux/cleanup.py's `remove_task`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from api_bridge.jobs import JobGateway, JobNotFound, get_gateway
 from flowbridge.settings import get_settings
-from storage.filesystems import get_storage
-from storage.gasflux.models import GasfluxTask
-from storage.metadata import session_scope
-
-API = "gasflux"
+from storage.gasflux import repository
+from tasks.gasflux.cleanup import PrefectRunRemover, remove_task
 
 
 class CleanupParams(BaseModel):
@@ -33,50 +26,18 @@ class CleanupParams(BaseModel):
     )
 
 
-@dataclass(frozen=True)
-class Removed:
-    folders_deleted: int
-    total_size_deleted: int
-
-
-def remove_task(gateway: JobGateway, job_id: str, flow_run_id: str, upload_dir: str) -> Removed:
-    """Delete a task's flow run, run folder, upload folder and rows; OSError propagates to the caller."""
-    storage = get_storage()
-    folders = 0
-    freed = 0
-    run_dir = storage.run_dir(flow_run_id)
-    if storage.exists(run_dir):
-        folders += 1
-    freed += gateway.delete(flow_run_id)
-    upload = storage.path(upload_dir)
-    if storage.exists(upload):
-        folders += 1
-        freed += storage.delete(upload)
-    gateway.forget(API, job_id)
-    with session_scope() as session:
-        row = session.get(GasfluxTask, job_id)
-        if row is not None:
-            session.delete(row)
-    return Removed(folders, freed)
-
-
 @task(name="remove_old_tasks", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def remove_old_tasks(max_age_seconds: int) -> dict[str, Any]:
     cutoff = datetime.now(UTC) - timedelta(seconds=max_age_seconds)
-    with session_scope() as session:
-        old = [
-            (r.job_id, r.flow_run_id, r.upload_dir)
-            for r in session.scalars(select(GasfluxTask).where(GasfluxTask.created_at < cutoff))
-        ]
-    gateway = get_gateway()
+    runs = PrefectRunRemover()
     removed, kept, freed = [], [], 0
-    for job_id, run_id, upload_dir in old:
-        with contextlib.suppress(JobNotFound):
-            if not gateway.status(run_id, fresh=True).state.is_final:
-                kept.append(job_id)
-                continue
-        freed += remove_task(gateway, job_id, run_id, upload_dir).total_size_deleted
-        removed.append(job_id)
+    for row in repository.tasks_created_before(cutoff):
+        state = runs.state(row.flow_run_id)
+        if state is not None and not state.is_final:
+            kept.append(row.job_id)
+            continue
+        freed += remove_task(runs, row.job_id, row.flow_run_id, row.upload_dir).total_size_deleted
+        removed.append(row.job_id)
     get_run_logger().info(
         "removed %d GasFlux task(s) older than %ds (%d bytes); kept %d still active",
         len(removed), max_age_seconds, freed, len(kept),

@@ -28,10 +28,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from api_bridge.gasflux_stats import gasflux_file_logger
 from storage.filesystems import get_storage
 from tasks.gasflux import pipeline
 from tasks.gasflux.config import GasFluxInputError
+from tasks.gasflux.log_file import gasflux_file_logger
 from tasks.progress import Progress
 
 STAGES = list(pipeline.STAGES)

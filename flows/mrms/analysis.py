@@ -14,9 +14,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from api_bridge.routers.mrms.codes import ProjectStatus, Purpose
 from storage.filesystems import get_storage
 from storage.mrms import repository as records
+from storage.mrms.domain import ProjectStatus, Purpose
 from tasks.mrms.profile import DatasetError, profile_frame, read_dataset
 
 PROFILE_FILE = "profile.json"

@@ -23,9 +23,9 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
-from api_bridge.routers.mrms.codes import NO_MESSAGE, WORKER_IDX, LearnStatus, Purpose, TimeType
 from storage.filesystems import get_storage
 from storage.mrms import repository as records
+from storage.mrms.domain import NO_MESSAGE, WORKER_IDX, LearnStatus, Purpose, TimeType
 from tasks.mrms.profile import read_dataset
 from tasks.mrms.training import (
     MODEL_FILE,

@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api_bridge.routers.mrms.codes import (
+from storage.metadata import session_scope
+from storage.mrms.domain import (
     NO_MESSAGE,
     TIME_FORMAT,
     EarlyKey,
@@ -33,7 +34,6 @@ from api_bridge.routers.mrms.codes import (
     Trainer,
     YesNo,
 )
-from storage.metadata import session_scope
 from storage.mrms.models import (
     MrmsDataset,
     MrmsLearnHist,

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api_bridge.routers.mrms.codes import Purpose
 from storage.filesystems import Storage
+from storage.mrms.domain import Purpose
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_PROFILED_COLUMNS = 200

@@ -38,7 +38,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from api_bridge.routers.mrms.codes import EarlyType, Purpose
+from storage.mrms.domain import EarlyType, Purpose
 from storage.mrms.repository import EarlyStop
 from tasks.mrms.profile import DatasetError
 

@@ -304,7 +304,7 @@ def _run_key(dataflow_id: int) -> str:
 
 
 def _flow_run_id(dataflow_id: int) -> Any:
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     latest = get_gateway().latest_run("dataflow_run", f"dataflow:{dataflow_id}")
     assert latest is not None
@@ -473,7 +473,7 @@ def test_parent_runs_two_children_in_order_then_itself(bridge: httpx.Client, tmp
 
 
 def test_a_child_run_by_its_parent_reports_that_run_as_its_own(bridge: httpx.Client, tmp_path: Path) -> None:
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
     from storage.dataflow.graph import get_graph
 
     SALES.to_csv(tmp_path / "raw.csv", index=False)
@@ -646,7 +646,7 @@ def test_one_execution_at_a_time_across_bridges(
     assert wait_final(bridge, flow["id"])["status"] == "completed"
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     runs = get_gateway().client.read_flow_runs(
         flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"dataflow:{flow['id']}"]))
@@ -655,7 +655,7 @@ def test_one_execution_at_a_time_across_bridges(
 
 
 def test_schedule_follows_status_and_survives_runner_reapply(bridge: httpx.Client, stack: StackInfo) -> None:
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     gateway = get_gateway()
     flow = add(bridge, status="active", config={"source": {"type": "mysql"}, "schedule": "0 2 * * *"})

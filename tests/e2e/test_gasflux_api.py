@@ -323,7 +323,7 @@ def test_put_task_validation_and_updates(done: dict[str, Any], bridge: httpx.Cli
     assert high.status_code == 200 and high.json()["message"] == "任务更新成功"
     assert high.json()["data"]["status"] == "updated"
     assert high.json()["data"]["task_info"]["priority"] == "high"
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
     from storage.gasflux.models import GasfluxTask
     from storage.metadata import session_scope
 

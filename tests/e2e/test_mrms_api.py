@@ -386,7 +386,7 @@ def test_early_stopping_stops_at_the_documented_step(bridge: httpx.Client, cance
 def test_two_histories_of_one_project_train_concurrently(
     bridge: httpx.Client, cancer_dataset: str, stack: StackInfo
 ) -> None:
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
     from storage.mrms.repository import learn_hist
 
     project_id = create_project(bridge, cancer_dataset)
@@ -424,7 +424,7 @@ def test_a_training_cancelled_in_prefect_ends_at_status_7_with_the_reason(
     """An operator cancels the run in the Prefect UI: the runner kills it, and the history must not stay
     at 5 (running) forever. The flow's cancellation hook, or failing that the bridge reading the run's
     state from Prefect, closes it."""
-    from api_bridge.jobs import JobGateway, JobState
+    from api_bridge.gateway import JobGateway, JobState
     from storage.mrms import repository as records
 
     project_id = create_project(bridge, cancer_dataset)

@@ -20,7 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from api_bridge.jobs import JobState, get_gateway
+from api_bridge.gateway import JobState, get_gateway
 from flowbridge.stack import free_port
 from storage.metadata import session_scope
 from storage.offline.models import OfflineTask

@@ -171,7 +171,7 @@ def test_invalid_parameter_is_named(bridge: httpx.Client) -> None:
 
 
 def test_thirty_simultaneous_jobs_all_create_runs(bridge: httpx.Client, stack: StackInfo) -> None:
-    from api_bridge.jobs import JobGateway
+    from api_bridge.gateway import JobGateway
 
     uploads = [upload(bridge, traffic_csv(days=15, sensors=1, seed=i))["work_id"] for i in range(30)]
 

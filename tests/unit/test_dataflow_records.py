@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api_bridge.jobs import JobState, JobStatus, LogLine
+from api_bridge.gateway import JobState, JobStatus, LogLine
 
 BASE = "/api/data-flow"
 HUGE = "99999999999999999999999999"

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api_bridge import errors
-from api_bridge.jobs import JobNotFound, JobState, JobStatus
+from api_bridge.gateway import JobNotFound, JobState, JobStatus
 from flowbridge.settings import get_settings
 
 FINAL = {JobState.COMPLETED, JobState.FAILED, JobState.CRASHED, JobState.CANCELLED}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
 
-from api_bridge.jobs import JobGateway, SubmitError
+from api_bridge.gateway import JobGateway, SubmitError
 from flowbridge.settings import Settings
 from flows.registry import get_job_type
 

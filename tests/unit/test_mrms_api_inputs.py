@@ -31,7 +31,7 @@ class FakeGateway:
         return self.by_key[key]
 
     def status(self, run_id: UUID | str, *, fresh: bool = False) -> Any:
-        from api_bridge.jobs import JobState, JobStatus
+        from api_bridge.gateway import JobState, JobStatus
 
         assert UUID(str(run_id)) in self.parameters
         return JobStatus(
@@ -50,7 +50,7 @@ class FakeGateway:
         )
 
     def logs(self, run_id: UUID | str, *, offset: int = 0, limit: int = 200) -> list[Any]:
-        from api_bridge.jobs import LogLine
+        from api_bridge.gateway import LogLine
 
         line = LogLine(0, datetime(2024, 8, 8, tzinfo=UTC), "INFO", f"training in run {run_id}", "flow")
         return [line][offset:limit]
@@ -325,8 +325,8 @@ def test_the_migration_rebuilds_existing_sqlite_tables_keeping_their_rows(tmp_pa
 def test_a_run_never_writes_into_a_history_attached_to_another_run(client: TestClient) -> None:
     """A run Prefect kept from a history lost with its metadata DB must leave the new history of the same
     number alone: start, steps, model, end state and its crash hook all refuse or skip it."""
-    from api_bridge.routers.mrms.codes import LearnStatus, TimeType
     from storage.mrms import repository as records
+    from storage.mrms.domain import LearnStatus, TimeType
 
     project_and_hist(client)
     records.attach_training_run("h1", "run-new")

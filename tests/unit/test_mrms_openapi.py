@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api_bridge.routers.mrms.codes import ProjectStatus
+from storage.mrms.domain import ProjectStatus
 
 PREFIXES = ("/mrms/", "/api/algorithm/")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api_bridge.routers.mrms.codes import (
+from storage.mrms import repository as records
+from storage.mrms.domain import (
     EarlyKey,
     EarlyType,
     LearnStatus,
@@ -19,7 +20,6 @@ from api_bridge.routers.mrms.codes import (
     Trainer,
     YesNo,
 )
-from storage.mrms import repository as records
 from storage.mrms.repository import EarlyStop, NotFound, RecordError
 
 
@@ -260,7 +260,7 @@ def test_runs_lost_without_bookkeeping_are_closed_from_prefect_state(
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from api_bridge.jobs import JobNotFound, JobState
+    from api_bridge.gateway import JobNotFound, JobState
     from api_bridge.routers.mrms import endpoints as router
 
     _project()

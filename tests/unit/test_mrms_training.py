@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from api_bridge.routers.mrms.codes import EarlyKey, EarlyType, Purpose
+from storage.mrms.domain import EarlyKey, EarlyType, Purpose
 from storage.mrms.repository import EarlyStop
 from tasks.mrms.profile import DatasetError, profile_frame
 from tasks.mrms.training import (

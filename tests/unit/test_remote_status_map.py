@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from api_bridge.jobs import JobState, JobStatus
+from api_bridge.gateway import JobState, JobStatus
 from api_bridge.routers.offline.codes import STATUS_OF, TaskStatus
 from api_bridge.routers.offline.endpoints import _answer, _reason
 from storage.offline.models import OfflineTask

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api_bridge.jobs import JobNotFound, JobState, JobStatus, SubmitError
+from api_bridge.gateway import JobNotFound, JobState, JobStatus, SubmitError
 
 TOKEN = "unit-token"
 

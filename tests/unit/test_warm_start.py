@@ -67,7 +67,7 @@ def _science() -> dict[str, Any]:
     from pykrige.ok import OrdinaryKriging
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from api_bridge.routers.mrms.codes import Purpose
+    from storage.mrms.domain import Purpose
     from storage.mrms.repository import EarlyStop
     from tasks.mrms.training import REGISTRY, TrainingConfig, prepare_data, train_iteratively
 

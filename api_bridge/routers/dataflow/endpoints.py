@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import register_envelope
-from api_bridge.jobs import JobGateway, JobState, JobStatus, get_gateway
+from api_bridge.gateway import JobGateway, JobState, JobStatus, get_gateway
 from api_bridge.routers.dataflow import schemas as doc
 from api_bridge.routers.dataflow.codes import (
     API,

@@ -30,16 +30,7 @@ from sqlalchemy import select
 
 from api_bridge.cache import RefreshingCache
 from api_bridge.errors import register_envelope
-from api_bridge.gasflux_stats import (
-    STATS,
-    Monitor,
-    StorageProbe,
-    TaskCensus,
-    format_uptime,
-    make_route_class,
-    uptime_seconds,
-)
-from api_bridge.jobs import JobGateway, JobNotFound, JobState, JobStatus, get_gateway
+from api_bridge.gateway import JobGateway, JobNotFound, JobState, JobStatus, get_gateway
 from api_bridge.requests import BadBody, BodyTooLarge, read_body, save_upload
 from api_bridge.routers.gasflux import schema
 from api_bridge.routers.gasflux.codes import (
@@ -68,11 +59,21 @@ from api_bridge.routers.gasflux.codes import (
     TaskStatus,
     file_type,
 )
+from api_bridge.routers.gasflux.stats import (
+    STATS,
+    Monitor,
+    StorageProbe,
+    TaskCensus,
+    format_uptime,
+    make_route_class,
+    uptime_seconds,
+)
 from deployments.priority import PRIORITY_TAG  # the runner and workers start runs in its order
 from flowbridge.settings import get_settings
 from storage.filesystems import RESULT_SUMMARY, UnsafePathError, get_storage, safe_relpath
 from storage.gasflux.models import GasfluxTask
 from storage.metadata import session_scope
+from tasks.gasflux.cleanup import remove_task
 
 log = logging.getLogger("flowbridge.gasflux")
 RESERVED = ("code", "message", "data")
@@ -696,8 +697,6 @@ async def delete_task(task_id: str, request: Request) -> JSONResponse:
 
 
 def _delete_task(task_id: str) -> JSONResponse:
-    from flows.gasflux.cleanup import remove_task
-
     row = _load(task_id)
     if row is None:
         return _not_found(task_id)

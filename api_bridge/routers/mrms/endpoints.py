@@ -21,25 +21,23 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import register_envelope
-from api_bridge.jobs import JobGateway, JobNotFound, JobState, SubmitError, get_gateway
+from api_bridge.gateway import JobGateway, JobNotFound, JobState, SubmitError, get_gateway
 from api_bridge.requests import BadBody, BodyTooLarge, read_body, save_upload
 from api_bridge.routers.mrms import openapi as api
-from api_bridge.routers.mrms.codes import (
-    API,
-    DATASET_FIELD,
+from api_bridge.routers.mrms.codes import API, DATASET_FIELD, Reply
+from api_bridge.routers.mrms.openapi import OK, json_answer, legacy_route, text_answer
+from flowbridge.settings import get_settings
+from storage.filesystems import UnsafePathError, get_storage, safe_part
+from storage.mrms import repository as records
+from storage.mrms.domain import (
     WORKER_IDX,
     LearnStatus,
     ModelingMode,
     ProjectStatus,
     Purpose,
-    Reply,
     TimeType,
     Trainer,
 )
-from api_bridge.routers.mrms.openapi import OK, json_answer, legacy_route, text_answer
-from flowbridge.settings import get_settings
-from storage.filesystems import UnsafePathError, get_storage, safe_part
-from storage.mrms import repository as records
 from storage.mrms.repository import RecordError, first, parse_float, parse_time, require
 
 router = APIRouter(prefix="/mrms", tags=["003 MRMS"])

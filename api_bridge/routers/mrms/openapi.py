@@ -15,15 +15,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from api_bridge.routers.mrms.codes import (
-    DATASET_FIELD,
+from api_bridge.routers.mrms.codes import DATASET_FIELD, Reply
+from storage.mrms.domain import (
     EarlyKey,
     EarlyType,
     LearnStatus,
     ModelingMode,
     ProjectStatus,
     Purpose,
-    Reply,
     TimeType,
     YesNo,
 )

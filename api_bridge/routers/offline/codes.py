@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from api_bridge.jobs import JobState
+from storage.jobs import JobState
 
 API = "001"
 JOB_TYPE = "offline_task"

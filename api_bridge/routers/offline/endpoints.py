@@ -21,7 +21,7 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from api_bridge.errors import register_envelope
-from api_bridge.jobs import JobGateway, JobNotFound, JobState, JobStatus, get_gateway
+from api_bridge.gateway import JobGateway, JobNotFound, JobState, JobStatus, get_gateway
 from api_bridge.routers.offline.codes import (
     API,
     CANCEL_MESSAGE,

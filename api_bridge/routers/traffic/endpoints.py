@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import Envelope, register_envelope
-from api_bridge.jobs import JobGateway, JobNotFound, JobState, get_gateway
+from api_bridge.gateway import JobGateway, JobNotFound, JobState, get_gateway
 from api_bridge.requests import BadBody, Body, BodyTooLarge, read_body, save_upload
 from api_bridge.routers.traffic.codes import (
     API,

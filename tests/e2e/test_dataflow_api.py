@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.openlineage import received
+from tests.support.polling import poll
 from tests.support.services import shared_services
 from tests.support.stack import StackInfo, extra_bridge
 
@@ -42,17 +43,19 @@ def execute(client: httpx.Client, dataflow_id: int, params: dict[str, Any] | Non
 
 
 def wait_final(client: httpx.Client, dataflow_id: int, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    seen: list[int] = []
-    while time.monotonic() < deadline:
-        answer = client.get(f"{BASE}/get-dataflow-status/{dataflow_id}").json()
-        assert answer["code"] == 200, answer
-        seen.append(answer["data"]["progress"])
-        if answer["data"]["status"] in {"completed", "failed"}:
-            assert seen == sorted(seen), f"progress went backwards: {seen}"
-            return answer["data"]
-        time.sleep(0.4)
-    raise AssertionError(f"dataflow {dataflow_id} not final after {timeout} s (progress {seen[-3:]})")
+    answers: list[dict[str, Any]] = []
+    answer = poll(
+        lambda: client.get(f"{BASE}/get-dataflow-status/{dataflow_id}").json(),
+        lambda a: a["code"] != 200 or a["data"]["status"] in {"completed", "failed"},
+        timeout=timeout,
+        what=f"dataflow {dataflow_id}",
+        interval=0.4,
+        seen=answers,
+    )
+    assert answer["code"] == 200, answer
+    seen = [a["data"]["progress"] for a in answers]
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    return answer["data"]
 
 
 def logs(client: httpx.Client, dataflow_id: int) -> list[dict[str, Any]]:

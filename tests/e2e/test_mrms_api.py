@@ -18,6 +18,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from tasks.mrms.training import load_model
+from tests.support.polling import poll
 from tests.support.stack import StackInfo
 
 pytestmark = pytest.mark.e2e
@@ -87,23 +88,21 @@ def insert_hist(client: httpx.Client, project_id: str, alg_id: str, param_id: st
 
 
 def wait_learn(client: httpx.Client, hist_no: str, timeout: float = 150) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.post("/mrms/get_sttus_cd", json={"hist_no": hist_no}).text
-        if status in DONE_LEARN:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"history {hist_no} still {status} after {timeout} s")
+    return poll(
+        lambda: client.post("/mrms/get_sttus_cd", json={"hist_no": hist_no}).text,
+        lambda status: status in DONE_LEARN,
+        timeout=timeout,
+        what=f"learning history {hist_no}",
+    )
 
 
 def wait_project(client: httpx.Client, project_id: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.get("/mrms/get_proj_sttus_cd", params={"project_id": project_id}).text
-        if status in DONE_PROJECT:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"project {project_id} still {status} after {timeout} s")
+    return poll(
+        lambda: client.get("/mrms/get_proj_sttus_cd", params={"project_id": project_id}).text,
+        lambda status: status in DONE_PROJECT,
+        timeout=timeout,
+        what=f"project {project_id}",
+    )
 
 
 def model_info(client: httpx.Client, project_id: str, hist_no: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from api_bridge.gateway import JobState, get_gateway
 from flowbridge.stack import free_port
 from storage.metadata import session_scope
 from storage.offline.models import OfflineTask
+from tests.support.polling import poll
 from tests.support.services import API_TOKEN as TOKEN
 from tests.support.services import ServicesInfo, shared_services
 from tests.support.stack import StackInfo
@@ -82,17 +83,20 @@ def submit(api: httpx.Client, inputs: dict, outputs: dict, email: str, **extra: 
 
 
 def wait_final(api: httpx.Client, task_id: int, timeout: float = 240) -> tuple[dict, list[str]]:
+    answers: list[dict] = []
+    answer = poll(
+        lambda: api.get("/api/algorithm/task/get", params={"taskId": task_id}).json(),
+        lambda a: a["status"] in {"FINISHED", "ERROR"},
+        timeout=timeout,
+        what=f"offline task {task_id}",
+        seen=answers,
+    )
     seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = api.get("/api/algorithm/task/get", params={"taskId": task_id}).json()
-        if not seen or seen[-1] != answer["status"]:
-            seen.append(answer["status"])
-        if answer["status"] in {"FINISHED", "ERROR"}:
-            return answer, seen
-        assert answer["status"] in {"INITIALING", "RUNNING"}, answer
-        time.sleep(0.5)
-    raise AssertionError(f"task {task_id} still {seen[-1:]} after {timeout} s")
+    for a in answers:
+        assert a["status"] in {"INITIALING", "RUNNING", "FINISHED", "ERROR"}, a
+        if not seen or seen[-1] != a["status"]:
+            seen.append(a["status"])
+    return answer, seen
 
 
 def subflow_states(parent_id: str, until_final: float) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from uuid import UUID
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from deployments.warm_start import run_process_ids
+from tests.support.polling import poll
 from tests.support.stack import StackInfo
 
 pytestmark = pytest.mark.e2e
@@ -29,13 +29,7 @@ def gateway(stack: StackInfo) -> Iterator:  # type: ignore[type-arg]
 
 
 def _until(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return poll(predicate, bool, timeout=timeout, what=what, interval=0.1)
 
 
 def _running_pid(gateway, run_id: UUID) -> int:  # type: ignore[no-untyped-def]

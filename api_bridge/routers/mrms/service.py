@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -264,7 +265,7 @@ class ModelFile:
 
     sha256: str
     local: str | None
-    chunks: Any
+    chunks: Iterator[bytes] | None
 
 
 def model_file(hist_no: str) -> ModelFile:

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from storage.filesystems import get_storage
 from storage.mrms import repository as records
 from storage.mrms.domain import NO_MESSAGE, WORKER_IDX, LearnStatus, Purpose, TimeType
+from storage.mrms.files import recorded_path
 from tasks.mrms.profile import read_dataset
 from tasks.mrms.training import (
     MODEL_FILE,
@@ -94,8 +95,7 @@ def train_worker(learn_hist_no: str, run_id: str, progress: Progress | None = No
             blob, sha256 = export_model(data, outcome.estimator)
     if outcome.stopped_early:
         logger.info("early stopping after step %d: %s", outcome.steps_run, project["early_stop"].as_json())
-    storage.write_result(run_id, MODEL_FILE, blob)
-    model_path = f"runs/{run_id}/{MODEL_FILE}"
+    model_path = recorded_path(storage, storage.write_result(run_id, MODEL_FILE, blob))
     records.finish_training(
         learn_hist_no,
         model_path=model_path,

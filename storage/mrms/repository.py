@@ -3,6 +3,8 @@
 The legacy endpoints and flowbridge's own analysis and training flows call these same functions, so a
 history trained here and one trained by an external worker leave identical records. Functions validate
 what they are given and raise `RecordError` (never a database error) for anything a client got wrong.
+Which request field holds what is the router's business (api_bridge/routers/mrms/fields.py); the values
+records are made of (the document's times, statuses, result JSON and early-stop rule) are checked here.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from storage.mrms.models import (
 )
 
 METRIC_KEYS = tuple(k.value for k in EarlyKey)
-MAX_ID = 64
+MAX_ID = 64  # the id columns' width (String(64)); the router refuses longer ids with it
 MAX_STEP = 2**31 - 1  # mrms_step_results.step is an INTEGER column: 32 bits on PostgreSQL
 MAX_COUNT = 2**31 - 1  # bound of the other integers a client sends (minsteps)
 _DIGITS = re.compile(r"[0-9]{1,10}")
@@ -71,27 +73,7 @@ def _check_owner(hist: MrmsLearnHist, run_id: str | None) -> None:
         )
 
 
-# --- parsing the document's string fields ------------------------------------------------------------
-def require(value: str | None, name: str) -> str:
-    if value is None or not value.strip():
-        raise RecordError(f"{name} is required")
-    value = value.strip()
-    if len(value) > MAX_ID:
-        raise RecordError(f"{name} is longer than {MAX_ID} characters")
-    return value
-
-
-def optional(value: str | None, name: str, limit: int = MAX_ID) -> str | None:
-    """An optional id-like field: None when absent or blank, else stripped and at most `limit` characters
-    (what its column holds)."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if len(value) > limit:
-        raise RecordError(f"{name} is longer than {limit} characters")
-    return value
-
-
+# --- the document's values: what records and their stored JSON are made of ----------------------------
 def parse_count(value: Any, name: str, limit: int = MAX_COUNT) -> int:
     """A non-negative integer written in ASCII digits (a JSON integer or its string), at most `limit`."""
     text = "" if isinstance(value, bool) or value is None else str(value).strip().removeprefix("+")
@@ -197,10 +179,6 @@ class EarlyStop:
         if not 0.0 <= value <= 1.0:
             raise RecordError("early_value must be between 0 and 1")
         return cls(early_type, key, value, parse_count(data.get("minsteps", 0), "minsteps"))
-
-
-def parse_tags(value: str | None) -> list[str]:
-    return [t.strip() for t in (value or "").split(",") if t.strip()]
 
 
 def parse_result(raw: str | None) -> dict[str, Any]:
@@ -796,11 +774,3 @@ def parse_yes_no(value: str | None, name: str) -> YesNo:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def first(fields: dict[str, str], names: Iterable[str]) -> str | None:
-    """The first present field among the names a legacy client may use for one parameter."""
-    for name in names:
-        if fields.get(name, "").strip():
-            return fields[name]
-    return None

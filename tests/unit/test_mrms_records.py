@@ -261,7 +261,7 @@ def test_runs_lost_without_bookkeeping_are_closed_from_prefect_state(
     from types import SimpleNamespace
 
     from api_bridge.gateway import JobNotFound, JobState
-    from api_bridge.routers.mrms import endpoints as router
+    from api_bridge.routers.mrms import service as router
 
     _project()
     for hist_no in ("crashed", "running", "gone", "external"):

@@ -32,7 +32,7 @@ class RefreshingCache(Generic[K, V]):
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`clock` tells the age of entries (seconds, monotonic); tests pass a fake one instead of sleeping."""
+        """`clock` gives entry ages (monotonic seconds); tests pass a fake one instead of sleeping."""
         self._load = load
         self._clock = clock
         self._ttl = ttl

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from api_bridge.gasflux_stats import gasflux_file_logger
 from storage.filesystems import get_storage
 from tasks import gasflux_pipeline as pipeline
+from tasks import result_artifacts as artifacts
 from tasks.gasflux_config import GasFluxInputError
 from tasks.progress import Progress
 
@@ -192,8 +193,10 @@ def gasflux(input_path: str, config_path: str | None = None, job_id: str | None 
         **written["state"],
     }
     storage.write_summary(run_id, summary)
+    shown = artifacts.publish_in_background(lambda: artifacts.gasflux_from_run(run_id, summary), "GasFlux")
     line = f"[task:{label}] Processing completed: {len(written['files'])} files generated"
     logger.info(line)
     file_log.info(line)
     progress.finish(DONE_MESSAGE)
+    shown()
     return {k: summary[k] for k in ("job_id", "run_directory", "emission_rates_kg_h")}

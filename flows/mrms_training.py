@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from api_bridge.routers.mrms_codes import NO_MESSAGE, WORKER_IDX, LearnStatus, Purpose, TimeType
 from storage.filesystems import get_storage
 from tasks import mrms_records as records
+from tasks import result_artifacts as artifacts
 from tasks.mrms_profile import read_dataset
 from tasks.mrms_training import (
     MODEL_FILE,
@@ -238,8 +239,10 @@ def mrms_training(learn_hist_no: str) -> dict[str, Any]:
         progress.finish("trained")  # sent in the background while the logs and the summary go out
         logs_sent = start_log_flush()
         get_storage().write_summary(run_id, {"learn_hist_no": hist_no, **summary})
+        shown = artifacts.publish_in_background(lambda: artifacts.mrms_from_run(hist_no, summary), "training")
         logs_sent()
         _report_state(hist_no, LearnStatus.DONE, NO_MESSAGE, TimeType.END, run_id)
+        shown()
     finally:
         progress.close()
     return summary

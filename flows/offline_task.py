@@ -23,6 +23,7 @@ from deployments.registry import JobType, get_job_type
 from flowbridge.settings import get_settings
 from storage.filesystems import get_storage
 from storage.models.offline import cancel_requested
+from tasks import result_artifacts as artifacts
 from tasks.progress import Progress
 from tasks.remote_io import StagedInput, check_output, publish_output, remove_staged_input, stage_input
 
@@ -187,6 +188,9 @@ def offline_task(
         "output_files": written,
     }
     get_storage().write_summary(str(current_run.get_id()), summary)
+    artifacts.publish(
+        lambda: artifacts.offline_from_run(summary, p.input_info, p.output_info), "offline task"
+    )
     progress.finish(f"{len(written)} file(s) written")
     return summary
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from flowbridge.settings import get_settings
 from storage.filesystems import get_storage
+from tasks import result_artifacts as artifacts
 from tasks.forecasting import ForecastConfig, forecast
 from tasks.progress import Progress
 from tasks.traffic_data import TrafficDataError, load_traffic_csv, series_from_csv, series_to_csv
@@ -142,5 +143,9 @@ def traffic_forecast(
         "files": [FORECAST_FILE, BOUNDS_FILE],
     }
     get_storage().write_summary(run_id, result)
+    shown = artifacts.publish_in_background(
+        lambda: artifacts.traffic_from_run(run_id, result, SERIES_FILE), "forecast"
+    )
     progress.finish("forecast ready")
+    shown()
     return result

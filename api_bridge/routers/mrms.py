@@ -37,6 +37,7 @@ from api_bridge.routers.mrms_codes import (
     Trainer,
 )
 from api_bridge.routers.mrms_openapi import OK, json_answer, legacy_route, text_answer
+from api_bridge.run_names import run_name
 from flowbridge.settings import get_settings
 from storage.filesystems import UnsafePathError, get_storage, safe_part
 from tasks import mrms_records as records
@@ -263,7 +264,7 @@ def _insert_learn_hist(fields: dict[str, str]) -> str:
                 legacy_id=hist_no,
                 parent_id=project_id,
                 tags=[f"project:{project_id}", f"learn_hist_no:{hist_no}"],
-                flow_run_name=f"learn-{hist_no}",
+                flow_run_name=run_name("learn", alg_id, hist_no),
                 # this history's own key: Prefect must never hand back a run started for an earlier
                 # history of the same number (a metadata DB reset while Prefect kept its runs)
                 idempotency_key=f"{API}:{hist_no}:{records.new_id()}",

@@ -314,7 +314,9 @@ def forecast_svg(
     label = escape(str(column))
     fmt = "%Y-%m-%d %H:%M"
     start_text = pd.Timestamp(ht[0] if len(ht) else ft[0]).strftime(fmt)
-    split_text = pd.Timestamp(ft[0]).strftime(fmt) if len(ft) else ""
+    # the forecast's start is labelled only where it does not run into the start and end labels
+    roomy = left + 110 < split < width - right - 110
+    split_text = pd.Timestamp(ft[0]).strftime(fmt) if len(ft) and roomy else ""
     end_text = pd.Timestamp(ft[-1]).strftime(fmt) if len(ft) else ""
     band_name = f"{level:.0%} interval" if level else "interval"
     return (
@@ -553,13 +555,16 @@ def dataflow_artifacts(
     """Rows per step, the lineage edges this run wrote, and where the target is.
 
     `stats` is what the run returns: rows_read, rows_written, reads, writes and `steps` (step, kind,
-    rows_in, rows_out). The edges are the graph store's: (run)-[:READS]->(dataset), (run)-[:WRITES]->.
+    rows_in, rows_out). The edges are the ones the run records in the graph store (storage/graph.py):
+    (run)-[:OF]->(dataflow), (dataflow)-[:READS]->(dataset), (dataflow)-[:WRITES]->(dataset).
     """
     steps = [dict(s) for s in stats.get("steps") or []]
     reads = [without_credentials(str(d)) for d in stats.get("reads") or []]
     writes = [without_credentials(str(d)) for d in stats.get("writes") or []]
-    edges = [{"from": f"run {run_id}", "edge": "READS", "to": d} for d in reads]
-    edges += [{"from": f"run {run_id}", "edge": "WRITES", "to": d} for d in writes]
+    node = f"dataflow:{dataflow_id}"
+    edges = [{"from": f"run:{run_id}", "edge": "OF", "to": node}]
+    edges += [{"from": node, "edge": "READS", "to": d} for d in reads]
+    edges += [{"from": node, "edge": "WRITES", "to": d} for d in writes]
     title = f"dataflow {dataflow_id}" + (f" ({name})" if name else "")
     lines = [
         f"## {title}" + (f", execution `{execution_id}`" if execution_id else ""),
@@ -586,7 +591,7 @@ def dataflow_artifacts(
             "",
             "### Lineage written",
             "",
-            *[f"- run `{run_id}` **{e['edge']}** `{e['to']}`" for e in edges],
+            *[f"- `{e['from']}` **{e['edge']}** `{e['to']}`" for e in edges],
         ]
     return [
         ArtifactSpec("table", "dataflow-steps", f"Rows read and written per step of {title}.", table=steps),
@@ -678,11 +683,16 @@ def _tag_value(prefix: str) -> str | None:
 
 
 def _elapsed() -> float | None:
+    """Seconds since the flow run started (its start time, or its Running state's time)."""
     from datetime import UTC, datetime
 
-    from prefect.runtime import flow_run
+    from prefect.context import FlowRunContext
 
-    started = flow_run.get_start_time()
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    if run is None:
+        return None
+    started = run.start_time or (run.state.timestamp if run.state and run.state.is_running() else None)
     return (datetime.now(UTC) - started).total_seconds() if started else None
 
 

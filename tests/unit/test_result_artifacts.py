@@ -210,8 +210,9 @@ def test_dataflow_artifacts_steps_lineage_target_without_credentials() -> None:
     assert set(specs) == set(ra.KEYS["dataflow-run"])
     assert specs["dataflow-steps"].table == stats["steps"]
     assert specs["dataflow-lineage"].table == [
-        {"from": "run r1", "edge": "READS", "to": "file:///data/in.csv"},
-        {"from": "run r1", "edge": "WRITES", "to": "postgresql://db:5432/x#out"},
+        {"from": "run:r1", "edge": "OF", "to": "dataflow:7"},
+        {"from": "dataflow:7", "edge": "READS", "to": "file:///data/in.csv"},
+        {"from": "dataflow:7", "edge": "WRITES", "to": "postgresql://db:5432/x#out"},
     ]
     text = specs["dataflow-summary"].markdown or ""
     assert "Target: `postgresql://db:5432/x#out`" in text and "secret" not in text and "daily" in text

@@ -320,8 +320,6 @@ def test_prefect_ui_shows_the_forecast_table_and_chart(
     assert result is not None
     ui = stack.prefect_api_url.removesuffix("/api")
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
 
     def artifacts_tab() -> None:
         page.goto(f"{ui}/runs/flow-run/{run_id}", wait_until="networkidle")
@@ -347,4 +345,3 @@ def test_prefect_ui_shows_the_forecast_table_and_chart(
         ".length >= 2",
         timeout=30_000,
     )
-    assert not errors, errors

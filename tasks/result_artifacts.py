@@ -700,7 +700,7 @@ def traffic_from_run(run_id: str, result: Mapping[str, Any], series_file: str) -
     """The forecast's artifacts from its result.json content and files (`result["files"]`: forecast,
     bounds); the legacy work_id comes from the run's `work_id:` tag (none when 001 runs it: no links)."""
     from storage.filesystems import get_storage
-    from tasks.traffic_data import series_from_csv
+    from tasks.traffic.data import series_from_csv
 
     storage = get_storage()
 
@@ -737,7 +737,7 @@ def gasflux_from_run(run_id: str, summary: Mapping[str, Any]) -> list[ArtifactSp
 
 def mrms_from_run(learn_hist_no: str, summary: Mapping[str, Any]) -> list[ArtifactSpec]:
     """MRMS artifacts from the recorded steps (as get_learn_result serves them) and the project's rule."""
-    from tasks import mrms_records as records
+    from storage.mrms import repository as records
 
     hist = records.learn_hist(learn_hist_no)
     rule = records.project_for_training(hist["project_id"])["early_stop"]

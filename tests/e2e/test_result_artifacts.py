@@ -23,9 +23,9 @@ import pytest
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-from api_bridge.jobs import JobState, get_gateway
+from api_bridge.gateway import JobState, get_gateway
+from storage.dataflow.graph import get_graph
 from storage.filesystems import get_storage
-from storage.graph import get_graph
 from tasks import result_artifacts as ra
 from tests.e2e.test_dataflow_api import SALES
 from tests.e2e.test_dataflow_api import add as add_dataflow
@@ -228,7 +228,7 @@ def test_gasflux_artifacts_match_the_task(
 def test_mrms_training_artifacts_match_the_logs_and_model(
     jobs: dict[str, Any], prefect: SyncPrefectClient, bridge: httpx.Client
 ) -> None:
-    from tasks import mrms_records
+    from storage.mrms import repository as mrms_records
 
     hist_no = jobs["mrms"]
     run_id = mrms_records.learn_hist(hist_no)["flow_run_id"]

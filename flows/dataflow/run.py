@@ -56,6 +56,7 @@ from storage.dataflow.graph import RunRecord, get_graph
 from storage.dataflow.models import DataFlow
 from storage.metadata import normalize_url, session_scope
 from tasks import result_artifacts as artifacts
+from tasks.dataflow.artifacts import dataflow_artifacts
 from tasks.dataflow.config import PipelineConfigError, apply_params, lookup_tag, parse_pipeline, run_tags
 from tasks.dataflow.openlineage import EventType, emit, run_event
 from tasks.dataflow.steps import DataflowError, source_task, target_task, transform_task
@@ -317,7 +318,7 @@ def _pipeline(
 def _result_artifacts(run_id: str, record: dict[str, Any], stats: dict[str, Any]) -> list[Any]:
     """The run's rows per step, lineage edges and target as Prefect artifacts (see tasks.result_artifacts)."""
     execution_id = (flow_run.get_parameters() or {}).get("execution_id")
-    return artifacts.dataflow_artifacts(
+    return dataflow_artifacts(
         dataflow_id=record["id"], name=record["name"], execution_id=execution_id, run_id=run_id, stats=stats
     )
 

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from storage.filesystems import get_storage
 from tasks import result_artifacts as artifacts
 from tasks.gasflux import pipeline
+from tasks.gasflux.artifacts import gasflux_from_run
 from tasks.gasflux.config import GasFluxInputError
 from tasks.gasflux.log_file import gasflux_file_logger
 from tasks.progress import Progress
@@ -193,7 +194,7 @@ def gasflux(input_path: str, config_path: str | None = None, job_id: str | None 
         **written["state"],
     }
     storage.write_summary(run_id, summary)
-    shown = artifacts.publish_in_background(lambda: artifacts.gasflux_from_run(run_id, summary), "GasFlux")
+    shown = artifacts.publish_in_background(lambda: gasflux_from_run(run_id, summary), "GasFlux")
     line = f"[task:{label}] Processing completed: {len(written['files'])} files generated"
     logger.info(line)
     file_log.info(line)

@@ -27,6 +27,7 @@ from api_bridge.gateway import JobState, get_gateway
 from storage.dataflow.graph import get_graph
 from storage.filesystems import get_storage
 from tasks import result_artifacts as ra
+from tasks.mrms.artifacts import STEP_COLUMNS
 from tests.e2e.test_dataflow_api import SALES
 from tests.e2e.test_dataflow_api import add as add_dataflow
 from tests.e2e.test_dataflow_api import execute as execute_dataflow
@@ -237,7 +238,7 @@ def test_mrms_training_artifacts_match_the_logs_and_model(
     found = _artifacts(prefect, run_id, list(ra.KEYS["mrms-training"]))
     rows = _table(found["mrms-training-steps"])
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5]
-    assert set(rows[0]) == set(ra.STEP_COLUMNS)
+    assert set(rows[0]) == set(STEP_COLUMNS)
     # the same numbers as the legacy log lines ("step 3: loss=0.1234 …") and the model record
     log = bridge.get("/mrms/get_learn_logs", params={"id": hist_no}).json()["0"]
     for row in rows:

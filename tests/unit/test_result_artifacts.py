@@ -12,6 +12,11 @@ import pytest
 
 from api_bridge.run_names import MAX_LENGTH, run_name
 from tasks import result_artifacts as ra
+from tasks.dataflow.artifacts import dataflow_artifacts
+from tasks.gasflux.artifacts import gasflux_artifacts
+from tasks.mrms.artifacts import STEP_COLUMNS, mrms_artifacts
+from tasks.offline.artifacts import offline_artifacts
+from tasks.traffic.artifacts import _thin, chart_markdown, traffic_artifacts
 
 
 def _by_key(specs: list[ra.ArtifactSpec]) -> dict[str, ra.ArtifactSpec]:
@@ -56,7 +61,7 @@ def _traffic_inputs(days: int = 21, horizon: int = 24) -> dict:
 
 def test_traffic_artifacts_table_summary_chart_and_links() -> None:
     specs = _by_key(
-        ra.traffic_artifacts(**_traffic_inputs(), base_url="http://bridge:8000/", work_id="w-1", seconds=3.2)
+        traffic_artifacts(**_traffic_inputs(), base_url="http://bridge:8000/", work_id="w-1", seconds=3.2)
     )
     assert set(specs) == set(ra.KEYS["traffic-forecast"])
     table = specs["traffic-forecast-backtest"].table
@@ -80,13 +85,13 @@ def test_traffic_artifacts_table_summary_chart_and_links() -> None:
 
 
 def test_traffic_without_a_legacy_id_has_no_links() -> None:
-    keys = {s.key for s in ra.traffic_artifacts(**_traffic_inputs(), base_url="http://b", work_id=None)}
+    keys = {s.key for s in traffic_artifacts(**_traffic_inputs(), base_url="http://b", work_id=None)}
     assert keys == {"traffic-forecast-backtest", "traffic-forecast-summary", "traffic-forecast-chart"}
 
 
 def test_chart_is_a_valid_svg_of_two_weeks_forecast_and_band() -> None:
     inputs = _traffic_inputs(days=30)
-    markdown = ra.chart_markdown(inputs["history"], inputs["point"], inputs["bounds"], 0.8)
+    markdown = chart_markdown(inputs["history"], inputs["point"], inputs["bounds"], 0.8)
     images = re.findall(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", markdown)
     assert len(images) == 1
     svg = ET.fromstring(base64.b64decode(images[0]))
@@ -104,7 +109,7 @@ def test_chart_thins_long_lines_and_keeps_gaps() -> None:
     times = np.arange(5000).astype("datetime64[m]")
     values = np.arange(5000, dtype=float)
     values[:1000] = np.nan
-    t, v = ra._thin(times, values, limit=100)
+    t, v = _thin(times, values, limit=100)
     assert len(t) == len(v) == 100
     assert np.isnan(v[:20]).all() and np.isfinite(v[20:]).all()
 
@@ -133,7 +138,7 @@ def test_gasflux_artifacts_rates_wind_curtain_and_every_file() -> None:
         "geometry": {"n_transects": 6, "curtain_length_m": 420.0},
         "observations": {"bins": 30},
     }
-    specs = _by_key(ra.gasflux_artifacts(summary=summary, output_vars=output_vars, base_url="http://b"))
+    specs = _by_key(gasflux_artifacts(summary=summary, output_vars=output_vars, base_url="http://b"))
     assert set(specs) == {
         "gasflux-emission-rates",
         "gasflux-summary",
@@ -167,7 +172,7 @@ def test_mrms_artifacts_steps_best_step_and_model_link() -> None:
     ]
     summary = {"steps": 3, "stopped_early": True, "final": steps[2], "sha256": "abc"}
     specs = _by_key(
-        ra.mrms_artifacts(
+        mrms_artifacts(
             learn_hist_no="h 1",
             summary=summary,
             steps=steps,
@@ -177,11 +182,11 @@ def test_mrms_artifacts_steps_best_step_and_model_link() -> None:
         )
     )
     assert set(specs) == set(ra.KEYS["mrms-training"])
-    assert specs["mrms-training-steps"].table == [{k: s[k] for k in ra.STEP_COLUMNS} for s in steps]
+    assert specs["mrms-training-steps"].table == [{k: s[k] for k in STEP_COLUMNS} for s in steps]
     text = specs["mrms-training-summary"].markdown or ""
     assert "stopped early after step 3" in text and "| best step | 2 (val_loss 0.3" in text
     assert specs["mrms-model"].link == "http://b/mrms/model_download?learn_hist_no=h%201"
-    ran_all = ra.mrms_artifacts(
+    ran_all = mrms_artifacts(
         learn_hist_no="h",
         summary={"steps": 3, "stopped_early": False},
         steps=steps,
@@ -205,7 +210,7 @@ def test_dataflow_artifacts_steps_lineage_target_without_credentials() -> None:
         ],
     }
     specs = _by_key(
-        ra.dataflow_artifacts(dataflow_id=7, name="daily", execution_id="exec_7_1", run_id="r1", stats=stats)
+        dataflow_artifacts(dataflow_id=7, name="daily", execution_id="exec_7_1", run_id="r1", stats=stats)
     )
     assert set(specs) == set(ra.KEYS["dataflow-run"])
     assert specs["dataflow-steps"].table == stats["steps"]
@@ -242,7 +247,7 @@ def test_offline_artifact_names_locations_never_credentials() -> None:
         "userName": "AKIAKEY",
         "outputPath": "b#out",
     }
-    (spec,) = ra.offline_artifacts(
+    (spec,) = offline_artifacts(
         summary=summary,
         input_info=inputs,
         output_info=outputs,

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         "fresh interpreter per run, Prefect's default).",
     )
     bridge_workers: int = Field(1, description="Uvicorn worker processes of the bridge.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL users reach the bridge at, for the download links of result artifacts in "
+        "the Prefect UI (default http://<host>:<port>, 127.0.0.1 for 0.0.0.0).",
+    )
     telemetry: bool = Field(
         False,
         description="FastAPI's native OpenTelemetry in the bridge (off: it costs a provider lookup per "
@@ -207,6 +212,13 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @property
+    def effective_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def effective_storage_url(self) -> str:

@@ -55,6 +55,8 @@ from flowbridge.settings import get_settings
 from storage.dataflow.graph import RunRecord, get_graph
 from storage.dataflow.models import DataFlow
 from storage.metadata import normalize_url, session_scope
+from tasks import result_artifacts as artifacts
+from tasks.dataflow.artifacts import dataflow_artifacts
 from tasks.dataflow.config import PipelineConfigError, apply_params, lookup_tag, parse_pipeline, run_tags
 from tasks.dataflow.openlineage import EventType, emit, run_event
 from tasks.dataflow.steps import DataflowError, source_task, target_task, transform_task
@@ -161,6 +163,7 @@ def run_dataflow(
     writes: list[str] = []
     stats: dict[str, Any] = {"dataflow_id": dataflow_id, "rows_read": None, "rows_written": None}
     progress: Progress | None = None
+    shown: Future[Any] | None = None
     status, error = "failed", "interrupted"  # until the body says otherwise (a cancelled run)
     lineage_url = get_settings().openlineage_url
     if lineage_url:
@@ -208,6 +211,9 @@ def run_dataflow(
             stats.update(_pipeline(pipeline, variables, progress, reads, writes, claimed))
         claimed()
         progress.finish("dataflow finished")
+        shown = _in_background(
+            artifacts.publish, lambda: _result_artifacts(run_id, record, stats), "dataflow"
+        )
         status, error = "completed", None
         return stats
     except Exception as exc:
@@ -257,7 +263,7 @@ def run_dataflow(
         lineage_written = _in_background(lambda: graph_ready.result().record_run(run_record))
         if progress is not None:
             progress.close()
-        for sent in (logs_sent, event_sent, lineage_written):
+        for sent in (logs_sent, event_sent, lineage_written, shown):
             if sent is not None:
                 sent.result()  # a lineage write that failed fails the run, as before
 
@@ -276,8 +282,10 @@ def _pipeline(
     data = source.data
     del source  # hold one frame at a time, as a script would: a step's input is freed once it is done
     rows_read = len(data)
+    steps = [{"step": "source", "kind": pipeline.source.type, "rows_in": None, "rows_out": rows_read}]
     for index, step in enumerate(pipeline.transforms):
         name = _step_name(index, step.type)
+        rows_in = len(data)
         progress.stage(name, f"{step.type} on {len(data)} rows")
         joined = None
         if step.type == "join":
@@ -290,11 +298,29 @@ def _pipeline(
             del other
         data = transform_task.with_options(name=name, task_run_name=name)(data, step, variables, joined)
         joined = None
+        steps.append({"step": name, "kind": step.type, "rows_in": rows_in, "rows_out": len(data)})
     claimed()  # nothing is written before this run holds the dataflow
     progress.stage("target", f"writing {len(data)} rows")
     rows_written, dataset = target_task(data, pipeline.target, variables)
     writes.append(dataset)
-    return {"rows_read": rows_read, "rows_written": rows_written, "reads": list(reads), "writes": [dataset]}
+    steps.append(
+        {"step": "target", "kind": pipeline.target.type, "rows_in": len(data), "rows_out": rows_written}
+    )
+    return {
+        "rows_read": rows_read,
+        "rows_written": rows_written,
+        "reads": list(reads),
+        "writes": [dataset],
+        "steps": steps,
+    }
+
+
+def _result_artifacts(run_id: str, record: dict[str, Any], stats: dict[str, Any]) -> list[Any]:
+    """The run's rows per step, lineage edges and target as Prefect artifacts (see tasks.result_artifacts)."""
+    execution_id = (flow_run.get_parameters() or {}).get("execution_id")
+    return dataflow_artifacts(
+        dataflow_id=record["id"], name=record["name"], execution_id=execution_id, run_id=run_id, stats=stats
+    )
 
 
 def _run_child(child: int, run_key: str | None, variables: dict[str, Any], ancestry: list[int]) -> None:

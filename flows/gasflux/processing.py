@@ -29,7 +29,9 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
 from storage.filesystems import get_storage
+from tasks import result_artifacts as artifacts
 from tasks.gasflux import pipeline
+from tasks.gasflux.artifacts import gasflux_from_run
 from tasks.gasflux.config import GasFluxInputError
 from tasks.gasflux.log_file import gasflux_file_logger
 from tasks.progress import Progress
@@ -192,8 +194,10 @@ def gasflux(input_path: str, config_path: str | None = None, job_id: str | None 
         **written["state"],
     }
     storage.write_summary(run_id, summary)
+    shown = artifacts.publish_in_background(lambda: gasflux_from_run(run_id, summary), "GasFlux")
     line = f"[task:{label}] Processing completed: {len(written['files'])} files generated"
     logger.info(line)
     file_log.info(line)
     progress.finish(DONE_MESSAGE)
+    shown()
     return {k: summary[k] for k in ("job_id", "run_directory", "emission_rates_kg_h")}

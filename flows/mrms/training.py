@@ -27,6 +27,8 @@ from storage.filesystems import get_storage
 from storage.mrms import repository as records
 from storage.mrms.domain import NO_MESSAGE, WORKER_IDX, LearnStatus, Purpose, TimeType
 from storage.mrms.files import recorded_path
+from tasks import result_artifacts as artifacts
+from tasks.mrms.artifacts import mrms_from_run
 from tasks.mrms.profile import read_dataset
 from tasks.mrms.training import (
     MODEL_FILE,
@@ -238,8 +240,10 @@ def mrms_training(learn_hist_no: str) -> dict[str, Any]:
         progress.finish("trained")  # sent in the background while the logs and the summary go out
         logs_sent = start_log_flush()
         get_storage().write_summary(run_id, {"learn_hist_no": hist_no, **summary})
+        shown = artifacts.publish_in_background(lambda: mrms_from_run(hist_no, summary), "training")
         logs_sent()
         _report_state(hist_no, LearnStatus.DONE, NO_MESSAGE, TimeType.END, run_id)
+        shown()
     finally:
         progress.close()
     return summary

@@ -23,6 +23,8 @@ from flowbridge.settings import get_settings
 from flows.registry import JobType, get_job_type
 from storage.filesystems import get_storage
 from storage.offline.models import cancel_requested
+from tasks import result_artifacts as artifacts
+from tasks.offline.artifacts import offline_from_run
 from tasks.offline.remote_io import (
     StagedInput,
     check_output,
@@ -193,6 +195,7 @@ def offline_task(
         "output_files": written,
     }
     get_storage().write_summary(str(current_run.get_id()), summary)
+    artifacts.publish(lambda: offline_from_run(summary, p.input_info, p.output_info), "offline task")
     progress.finish(f"{len(written)} file(s) written")
     return summary
 

@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from flowbridge.settings import get_settings
 from storage.filesystems import get_storage
+from tasks import result_artifacts as artifacts
 from tasks.progress import Progress
+from tasks.traffic.artifacts import traffic_from_run
 from tasks.traffic.data import TrafficDataError, load_traffic_csv, series_from_csv, series_to_csv
 from tasks.traffic.forecasting import ForecastConfig, forecast
 
@@ -142,5 +144,7 @@ def traffic_forecast(
         "files": [FORECAST_FILE, BOUNDS_FILE],
     }
     get_storage().write_summary(run_id, result)
+    shown = artifacts.publish_in_background(lambda: traffic_from_run(run_id, result, SERIES_FILE), "forecast")
     progress.finish("forecast ready")
+    shown()
     return result

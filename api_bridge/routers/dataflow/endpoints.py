@@ -51,6 +51,7 @@ from api_bridge.routers.dataflow.codes import (
     Msg,
     RunStatus,
 )
+from api_bridge.run_names import run_name
 from storage.dataflow import repository as dataflows
 from storage.dataflow.graph import Direction, get_graph
 from storage.dataflow.models import DataFlow
@@ -474,7 +475,7 @@ def _execute(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
         legacy_id=legacy_id,
         parent_id=str(dataflow_id),
         tags=[*run_tags(record.id, record.run_key), f"execution:{execution_id}"],
-        flow_run_name=execution_id,
+        flow_run_name=run_name("dataflow", record.name, execution_id),
         idempotency_key=f"{tag}:after:{last.run_id if last else 'none'}",
     )
     status = gateway.status(run_id, fresh=True)

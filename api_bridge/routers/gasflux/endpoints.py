@@ -68,6 +68,7 @@ from api_bridge.routers.gasflux.stats import (
     make_route_class,
     uptime_seconds,
 )
+from api_bridge.run_names import run_name
 from deployments.priority import PRIORITY_TAG  # the runner and workers start runs in its order
 from flowbridge.settings import get_settings
 from storage.filesystems import RESULT_SUMMARY, UnsafePathError, get_storage, safe_relpath
@@ -547,7 +548,7 @@ def _accept(job_id: str, data_file: Any, config_file: Any) -> JSONResponse:
             api=API,
             legacy_id=job_id,
             tags=[f"{JOB_ID_TAG}{job_id}", f"{PRIORITY_TAG}{Priority.NORMAL}"],
-            flow_run_name=f"gasflux-{job_id}",
+            flow_run_name=run_name("gasflux", data_name, job_id),
         )
     except Exception as exc:
         log.exception("gasflux upload %s: submission failed", job_id)

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from api_bridge.gateway import JobGateway, JobNotFound, JobState, SubmitError, get_gateway
 from api_bridge.requests import save_upload
 from api_bridge.routers.mrms.codes import API
+from api_bridge.run_names import run_name
 from flowbridge.settings import get_settings
 from storage.filesystems import get_storage, safe_part
 from storage.mrms import repository as records
@@ -145,7 +146,7 @@ def insert_learn_hist(gateway: JobGateway, new: NewLearnHist) -> None:
         trainer=Trainer.FLOWBRIDGE if trained_here else Trainer.EXTERNAL,
     )
     if trained_here:
-        _start_training(gateway, new.learn_hist_no, new.project_id)
+        _start_training(gateway, new.learn_hist_no, new.project_id, new.alg_id)
 
 
 def _optional_id(value: str | None, name: str) -> str | None:
@@ -154,7 +155,7 @@ def _optional_id(value: str | None, name: str) -> str | None:
     return value
 
 
-def _start_training(gateway: JobGateway, hist_no: str, project_id: str) -> None:
+def _start_training(gateway: JobGateway, hist_no: str, project_id: str, alg_id: str | None) -> None:
     try:
         run_id = gateway.submit(
             TRAINING_JOB,
@@ -163,7 +164,7 @@ def _start_training(gateway: JobGateway, hist_no: str, project_id: str) -> None:
             legacy_id=hist_no,
             parent_id=project_id,
             tags=[f"project:{project_id}", f"learn_hist_no:{hist_no}"],
-            flow_run_name=f"learn-{hist_no}",
+            flow_run_name=run_name("learn", alg_id, hist_no),
             # this history's own key: Prefect must never hand back a run started for an earlier
             # history of the same number (a metadata DB reset while Prefect kept its runs)
             idempotency_key=f"{API}:{hist_no}:{records.new_id()}",

@@ -34,6 +34,7 @@ from api_bridge.routers.offline.codes import (
     ErrorCode,
     TaskStatus,
 )
+from api_bridge.run_names import run_name
 from flowbridge.settings import get_settings
 from flows.registry import JOB_TYPES, JobType
 from storage.metadata import session_scope
@@ -239,7 +240,7 @@ def submit(request: SubmitRequest) -> Response:
             api=API,
             legacy_id=str(task_id),
             tags=[f"task_id:{task_id}", f"algorithm:{job.name}"],
-            flow_run_name=f"offline-{task_id}-{job.name}",
+            flow_run_name=run_name("offline", job.name, _input_name(inputs.inputPath), task_id),
             # this submission's own key: Prefect must never hand back a run another task started under the
             # same taskId (an earlier metadata DB, a row discarded after a lost answer)
             idempotency_key=f"{API}:{task_id}:{uuid4()}",
@@ -440,3 +441,10 @@ def _cancelled_before_start(gateway: JobGateway, row: OfflineTask, status: JobSt
             finish_time=status.ended,
         )
         send_task_mail(report, row.email)
+
+
+def _input_name(path: str | None) -> str | None:
+    """The input's last path component (CEPH `bucket#dir/file`: `file`), for the flow-run name."""
+    if not path:
+        return None
+    return path.replace("#", "/").rstrip("/").rsplit("/", 1)[-1] or None

@@ -44,6 +44,7 @@ from api_bridge.routers.traffic.codes import (
     UploadAnswer,
     UploadRet,
 )
+from api_bridge.run_names import run_name
 from flowbridge.settings import get_settings
 from storage.filesystems import Storage, UnsafePathError, get_storage, safe_part
 from storage.jobs import JobRun
@@ -207,6 +208,7 @@ async def get_flow(request: Request) -> JSONResponse:
             legacy_id=run_work_id,
             parent_id=upload_id,
             tags=[f"work_id:{run_work_id}"],
+            flow_run_name=run_name("traffic", run_work_id),
         )
     except Exception as exc:  # the legacy contract has a code for exactly this
         log.exception("get_flow %s: submission failed", upload_id)

@@ -39,7 +39,16 @@ from tests.support.stack import REPO, create_database, drop_database
 
 POOL = "flowbridge-process"
 # what the Dockerfile copies into the image: each worker gets these, and nothing else of the repository
-CODE = ["flowbridge", "flows", "tasks", "deployments", "api_bridge", "storage", "prefect.yaml", "pyproject.toml"]
+CODE = [
+    "flowbridge",
+    "flows",
+    "tasks",
+    "deployments",
+    "api_bridge",
+    "storage",
+    "prefect.yaml",
+    "pyproject.toml",
+]
 HEARTBEAT_SECONDS = 30  # Prefect's minimum
 ZOMBIE_AFTER_SECONDS = 40  # a heartbeat is due every 30 s: 40 s without one means the process is gone
 
@@ -153,13 +162,16 @@ class ScaleOutTopology:
 
     # --- compose's services, in its order ---------------------------------------------------------------
     def start(self, workers: int = 2, limit: int = 2) -> None:
+        """compose's order, except that `prefect deploy --all` runs while workers and bridge start (they
+        only need the pool and the migrated metadata DB; the first job comes after all of them)."""
         try:
             self._storage_and_databases()
             self._prefect_server()
-            self._deploy()
+            deploy = self._deploy()
             for index in range(workers):
                 self.start_worker(f"worker-{chr(ord('a') + index)}", limit)
             self._bridge()
+            self._wait_deployed(deploy)
             self._wait_workers_online()
         except BaseException:
             self.dump_logs()
@@ -182,20 +194,28 @@ class ScaleOutTopology:
         process = self._spawn("prefect-server", argv, env, self.tmp)
         wait_http(f"{self.prefect_api_url}/health", 120, process)
 
-    def _deploy(self) -> None:
-        """compose's `deploy` job, from a copy of the code of its own."""
+    def _deploy(self) -> subprocess.Popen[bytes]:
+        """compose's `deploy` job, from a copy of the code of its own: pool and metadata schema first,
+        then `prefect deploy --all` in the background (returned)."""
         code = copy_code(self.tmp / "deploy-code")
         env = self._env(self.tmp / "deploy", PYTHONPATH=str(code), FLOWBRIDGE_APP_DIR=str(code))
         prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
         steps = [
             [*prefect, "work-pool", "create", POOL, "--type", "process", "--overwrite"],
-            [*prefect, "deploy", "--all"],
             [sys.executable, "-m", "flowbridge.cli", "db-upgrade"],
         ]
         for argv in steps:
             done = subprocess.run(argv, env=env, cwd=code, capture_output=True, text=True, timeout=300)
-            (self.logs / "deploy.log").open("a").write(done.stdout + done.stderr)
+            with (self.logs / "deploy.log").open("a") as log:
+                log.write(done.stdout + done.stderr)
             assert done.returncode == 0, f"{argv[2:5]} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        return self._spawn("deploy", [*prefect, "deploy", "--all"], env, code)
+
+    def _wait_deployed(self, deploy: subprocess.Popen[bytes], timeout: float = 300) -> None:
+        code = deploy.wait(timeout)
+        assert code == 0, (
+            f"prefect deploy --all exited with {code}:\n{(self.logs / 'deploy.log').read_text()}"
+        )
 
     def start_worker(self, name: str, limit: int) -> Worker:
         code = copy_code(self.tmp / f"{name}-code")
@@ -234,7 +254,9 @@ class ScaleOutTopology:
                 if worker.process.poll() is not None:
                     raise RuntimeError(f"{worker.name} exited with {worker.process.returncode}")
             body = {"workers": {"status": {"any_": ["ONLINE"]}}, "limit": 200}
-            answer = httpx.post(f"{self.prefect_api_url}/work_pools/{POOL}/workers/filter", json=body, timeout=10)
+            answer = httpx.post(
+                f"{self.prefect_api_url}/work_pools/{POOL}/workers/filter", json=body, timeout=10
+            )
             online = {w["name"] for w in answer.json()} if answer.status_code == 200 else set()
             if wanted <= online and all("started!" in w.log_text() for w in self.workers.values()):
                 return

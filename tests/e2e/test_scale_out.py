@@ -36,7 +36,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
     pytest.mark.xdist_group("scale_out"),
-    pytest.mark.timeout(600),
+    pytest.mark.timeout(900),
 ]
 JOB_FLOWS = ["traffic-forecast", "gasflux", "mrms-training", "dataflow-run"]
 SALES = pd.DataFrame({"id": range(1, 7), "amount": [5, 12, 30, 8, 25, 14]})
@@ -159,13 +159,13 @@ def test_two_workers_from_two_copies_share_only_urls_and_survive_losing_one(tmp_
         phase = time.monotonic()
         jobs: list[Callable[[], str]] = []
         jobs += [lambda seed=seed: traffic_job(url, seed) for seed in range(6)]
-        jobs += [lambda: gasflux_job(url, plume) for _ in range(4)]
-        jobs += [lambda: training_job(url, dataset_id) for _ in range(5)]
-        jobs += [lambda n=n: dataflow_job(url, topology, f"batch-{n}") for n in range(5)]
+        jobs += [lambda: gasflux_job(url, plume) for _ in range(2)]  # the heaviest: ~15 s of kriging each
+        jobs += [lambda: training_job(url, dataset_id) for _ in range(6)]
+        jobs += [lambda n=n: dataflow_job(url, topology, f"batch-{n}") for n in range(6)]
         done = run_all(jobs)
         timings["20 jobs"] = time.monotonic() - phase
         print(f"scale-out timings so far: {timings}", flush=True)
-        assert sorted(j[:3] for j in done) == ["000"] * 6 + ["002"] * 4 + ["003"] * 5 + ["004"] * 5
+        assert sorted(j[:3] for j in done) == ["000"] * 6 + ["002"] * 2 + ["003"] * 6 + ["004"] * 6
         top_level = flow_runs(api)
         assert len(top_level) == 20, [r["name"] for r in top_level]
         assert all(r["state_type"] == "COMPLETED" for r in top_level), [
@@ -224,7 +224,11 @@ def test_two_workers_from_two_copies_share_only_urls_and_survive_losing_one(tmp_
                 if statuses == [{"learn_hist_no": hist_no, "learn_sttus_cd": "7"}]:
                     break
                 assert statuses == [{"learn_hist_no": hist_no, "learn_sttus_cd": "5"}], statuses
-                assert time.monotonic() < deadline, f"still running {time.monotonic() - killed_at:.0f} s on"
+                if time.monotonic() > deadline:
+                    [lost] = flow_runs(api, id={"any_": [run["id"]]})
+                    raise AssertionError(
+                        f"still 5 after {deadline - killed_at:.0f} s; in Prefect: {lost['state']}"
+                    )
                 time.sleep(2)
             timings["loss reported"] = time.monotonic() - killed_at
             [crashed] = flow_runs(api, id={"any_": [run["id"]]})

@@ -196,7 +196,9 @@ def test_two_workers_from_two_copies_share_only_urls_and_survive_losing_one(tmp_
             survivor = next(w for w in topology.workers.values() if w is not victim)
             # the job runs in its worker's own copy of the code (cwd, and first on its PYTHONPATH)
             assert os.readlink(f"/proc/{run['infrastructure_pid']}/cwd") == str(victim.code)
-            time.sleep(3)  # a few steps in, its first heartbeat sent
+            while "step 1:" not in client.get("/mrms/get_learn_logs", params={"id": hist_no}).text:
+                assert time.monotonic() < deadline, "the long training never finished its first step"
+                time.sleep(0.5)  # mid-job: training, heartbeats sent, its first step logged
             assert client.post("/mrms/get_sttus_cd", json={"hist_no": hist_no}).text == "5"
             victim.kill_group()
             killed_at = time.monotonic()

@@ -44,7 +44,7 @@ SALES = pd.DataFrame({"id": range(1, 7), "amount": [5, 12, 30, 8, 25, 14]})
 
 # --- one job of each type, start to finish, through its legacy API ------------------------------------
 def traffic_job(url: str, seed: int) -> str:
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=180) as client:
         uploaded = upload(client, traffic_csv(days=15, sensors=1, seed=seed))
         assert start(client, uploaded["work_id"])["ret"] == "4000"
         answer, _ = wait_done(client, uploaded["work_id"], timeout=300)
@@ -55,7 +55,7 @@ def traffic_job(url: str, seed: int) -> str:
 
 
 def gasflux_job(url: str, data: Path) -> str:
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=180) as client:
         files = {"file": (data.name, data.read_bytes()), "config": ("config.yaml", CONFIG_YAML.encode())}
         job_id = client.post("/upload", files=files).json()["job_id"]
         final, _ = _poll(client, job_id, timeout=300)
@@ -67,7 +67,7 @@ def gasflux_job(url: str, data: Path) -> str:
 
 
 def training_job(url: str, dataset_id: str) -> str:
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=180) as client:
         project_id = create_project(client, dataset_id)
         hist_no = insert_hist(client, project_id, "sgd_classifier", json.dumps({"steps": 5}))
         assert wait_learn(client, hist_no, timeout=300) == "6"
@@ -82,7 +82,7 @@ def dataflow_job(url: str, topology: ScaleOutTopology, name: str) -> str:
         "transforms": [{"type": "filter", "expr": "amount > 10"}],
         "target": {"type": "csv", "path": f"outputs/{name}.csv"},
     }
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=180) as client:
         flow = add(client, config=config)
         assert execute(client, flow["id"])["code"] == 200
         assert wait_final(client, flow["id"], timeout=300)["status"] == "completed"
@@ -152,7 +152,7 @@ def test_two_workers_from_two_copies_share_only_urls_and_survive_losing_one(tmp_
         s3.put_object(Bucket=topology.bucket, Key="inputs/sales.csv", Body=SALES.to_csv(index=False).encode())
         plume = tmp_path / f"{STEM}.xlsx"
         simulate(PlumeFlight(seed=0)).frame.to_excel(plume, index=False, engine="openpyxl")
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with httpx.Client(base_url=url, timeout=180) as client:
             dataset_id = upload_dataset(client, cancer_frame(), "target")
 
         # 20 jobs of four types at once
@@ -181,7 +181,7 @@ def test_two_workers_from_two_copies_share_only_urls_and_survive_losing_one(tmp_
         print(f"run times by job: {durations}", flush=True)
 
         # a long training, then the loss of the machine running it
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with httpx.Client(base_url=url, timeout=180) as client:
             project_id = create_project(client, dataset_id)
             params = {"steps": 10000, "hidden_layer_sizes": [256, 256]}
             hist_no = insert_hist(client, project_id, "mlp_classifier", json.dumps(params))

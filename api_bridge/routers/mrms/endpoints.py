@@ -318,9 +318,14 @@ async def get_uuid(request: Request) -> Response:
     fields=[api.PROJECT_ID],
 )
 async def get_histno_status(request: Request) -> Response:
-    return await _serve(
-        request, "GET", lambda f: records.hist_statuses(require(f.get("project_id"), "project_id"))
-    )
+    return await _serve(request, "GET", _hist_statuses)
+
+
+def _hist_statuses(fields: dict[str, str]) -> Any:
+    project_id = require(fields.get("project_id"), "project_id")
+    # a client may poll only this call: a lost run must not stay at 5 here either
+    _close_lost_runs(records.running_runs(project_id=project_id))
+    return records.hist_statuses(project_id)
 
 
 @legacy_route(

@@ -322,10 +322,7 @@ async def get_histno_status(request: Request) -> Response:
 
 
 def _hist_statuses(fields: dict[str, str]) -> Any:
-    project_id = require(fields.get("project_id"), "project_id")
-    # a client may poll only this call: a lost run must not stay at 5 here either
-    _close_lost_runs(records.running_runs(project_id=project_id))
-    return records.hist_statuses(project_id)
+    return service.hist_statuses(get_gateway(), require(fields.get("project_id"), "project_id"))
 
 
 @legacy_route(

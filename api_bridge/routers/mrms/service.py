@@ -211,6 +211,12 @@ def learn_status(gateway: JobGateway, hist_no: str) -> LearnStatus:
     return records.learn_status(hist_no)
 
 
+def hist_statuses(gateway: JobGateway, project_id: str) -> Any:
+    """A client may poll only get_histno_status: a lost run must not stay at 5 there either."""
+    _close_lost_runs(records.running_runs(project_id=project_id), gateway)
+    return records.hist_statuses(project_id)
+
+
 def models_info(gateway: JobGateway, project_id: str, hist_no: str | None) -> list[dict[str, Any]]:
     _close_lost_runs(records.running_runs(project_id=project_id, learn_hist_no=hist_no), gateway)
     return records.models_info(project_id, hist_no)

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from flowbridge.settings import get_settings
+from storage.gasflux.files import StorageProbe
 from tasks.gasflux.log_file import gasflux_file_logger
 
 CENSUS_SECONDS = 2.0
@@ -200,12 +201,6 @@ class TaskCensus:
     def success_rate_percent(self) -> float:
         done = self.completed + self.failed
         return round(100.0 * self.completed / done, 2) if done else 0.0
-
-
-@dataclass(frozen=True)
-class StorageProbe:
-    uploads_writable: bool
-    outputs_writable: bool
 
 
 class Monitor:

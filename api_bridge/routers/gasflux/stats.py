@@ -8,7 +8,7 @@ Decisions (see the README):
 - Task counts are job state, so they come from Prefect (through the gateway) and the metadata DB, never
   from memory: service.take_census counts them; `Monitor` here refreshes that census in a worker thread
   at most every `CENSUS_SECONDS` and /health answers from the last one (stale-while-revalidate), so it
-  stays fast however slow Prefect is. Host metrics (psutil) are api_bridge/health.py's.
+  stays fast however slow Prefect is. Host memory and disk figures are api_bridge/health.py's.
 - Timing, counting and the log line come from a route class on the GasFlux router (`GasfluxRoute`), so
   exactly the GasFlux paths are measured and other APIs pay nothing. It also applies the document's
   GASFLUX_CONNECTION_LIMIT (503 beyond it) and GASFLUX_CHANNEL_TIMEOUT (504); GASFLUX_CORS_ORIGINS is

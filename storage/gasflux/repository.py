@@ -6,7 +6,7 @@ changed and removed the same way whoever does it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -36,3 +36,31 @@ def delete_task(job_id: str) -> None:
         row = session.get(GasfluxTask, job_id)
         if row is not None:
             session.delete(row)
+
+
+def add_task(job_id: str, flow_run_id: str, filename: str, upload_dir: str, size_bytes: int) -> None:
+    """Record an accepted upload beside its flow run (only after the submission succeeded)."""
+    with session_scope() as session:
+        session.add(
+            GasfluxTask(
+                job_id=job_id,
+                flow_run_id=flow_run_id,
+                filename=filename,
+                upload_dir=upload_dir,
+                size_bytes=size_bytes,
+            )
+        )
+
+
+def update_task(job_id: str, *, priority: str | None, message: str | None) -> GasfluxTask | None:
+    """Set the client's priority and/or message (the message with its time); None if the row is gone."""
+    with session_scope() as session:
+        stored = session.get(GasfluxTask, job_id)
+        if stored is None:
+            return None
+        if priority is not None:
+            stored.priority = priority
+        if message is not None:
+            stored.message = message
+            stored.message_at = datetime.now(UTC)
+        return stored

@@ -6,8 +6,9 @@ Decisions (see the README):
   shows its own process (the document's service was one process too). POST /stats/reset resets the
   answering process.
 - Task counts are job state, so they come from Prefect (through the gateway) and the metadata DB, never
-  from memory; a census is refreshed in a worker thread at most every `CENSUS_SECONDS` and /health
-  answers from the last one (stale-while-revalidate), so it stays fast however slow Prefect is.
+  from memory: service.take_census counts them; `Monitor` here refreshes that census in a worker thread
+  at most every `CENSUS_SECONDS` and /health answers from the last one (stale-while-revalidate), so it
+  stays fast however slow Prefect is. Host memory and disk figures are api_bridge/health.py's.
 - Timing, counting and the log line come from a route class on the GasFlux router (`GasfluxRoute`), so
   exactly the GasFlux paths are measured and other APIs pay nothing. It also applies the document's
   GASFLUX_CONNECTION_LIMIT (503 beyond it) and GASFLUX_CHANNEL_TIMEOUT (504); GASFLUX_CORS_ORIGINS is
@@ -31,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from flowbridge.settings import get_settings
+from storage.gasflux.files import StorageProbe
 from tasks.gasflux.log_file import gasflux_file_logger
 
 CENSUS_SECONDS = 2.0
@@ -200,12 +202,6 @@ class TaskCensus:
     def success_rate_percent(self) -> float:
         done = self.completed + self.failed
         return round(100.0 * self.completed / done, 2) if done else 0.0
-
-
-@dataclass(frozen=True)
-class StorageProbe:
-    uploads_writable: bool
-    outputs_writable: bool
 
 
 class Monitor:

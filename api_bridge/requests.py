@@ -9,7 +9,9 @@ copied into storage.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,25 @@ from starlette.formparsers import FormParser, MultiPartException, MultiPartParse
 from starlette.requests import Request
 
 from storage.filesystems import Storage
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def positive_digits(raw: str | None) -> str | None:
+    """The ASCII digits of a positive integer id as the client wrote it, without leading zeros; None for
+    anything else. Kept as text so the caller can refuse an id longer than its column before int()."""
+    digits = (raw or "").strip()
+    if not _DIGITS.fullmatch(digits) or not digits.strip("0"):
+        return None
+    return digits.lstrip("0")
+
+
+def canonical_uuid(raw: str) -> str | None:
+    """The dashed lowercase form of a UUID id (work_id, task_id), or None when it is not one."""
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except (ValueError, AttributeError):
+        return None
 
 
 class BodyTooLarge(Exception):

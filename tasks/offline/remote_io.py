@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from flowbridge.settings import get_settings
-from storage.filesystems import UnsafePathError, get_storage, safe_relpath
+from storage.filesystems import UnsafePathError, get_storage, safe_relpath, upload_relpath
 from storage.offline.remote import (
     FileSystemInfo,
     RemoteError,
@@ -118,12 +118,12 @@ def stage_input(task_id: int, input_info: dict[str, Any], credentials: str | Non
     staged, total = [], 0
     for remote_file in files:
         relpath = local_relpath(remote_file.relpath)
-        with storage.open(posixpath.join(folder, relpath), "wb") as target:
+        with storage.open(storage.upload_path(STAGING_API, str(task_id), relpath), "wb") as target:
             total += remote.read_into(remote_file.path, target)
         staged.append(relpath)
     where = remote.info.describe(path)
     get_run_logger().info("staged %d file(s), %d bytes, from %s", len(staged), total, where)
-    return StagedInput(folder=f"uploads/{STAGING_API}/{task_id}", files=staged, bytes=total)
+    return StagedInput(folder=upload_relpath(STAGING_API, str(task_id)), files=staged, bytes=total)
 
 
 @task(name="publish_output", cache_policy=NO_CACHE, retry_condition_fn=transient_only)

@@ -28,6 +28,7 @@ from storage.offline.remote import (
     RemoteNotWritable,
     connect,
 )
+from tasks.retries import retry_if_transient
 
 STAGING_API = "001"  # staged inputs live under uploads/001/<taskId>/, like other APIs' uploads
 SCRATCH_PREFIX = "work/"  # a job type's intermediates, not results
@@ -44,13 +45,7 @@ class StagedInput(BaseModel):
     bytes: int
 
 
-def transient_only(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry condition: only errors the file system says are worth another try."""
-    try:
-        state.result()
-    except Exception as exc:
-        return bool(getattr(exc, "transient", False))
-    return False
+
 
 
 def secret_for(block: str | None, side: str) -> str | None:
@@ -89,7 +84,7 @@ def local_relpath(relpath: str) -> str:
         return "input"
 
 
-@task(name="check_output", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
+@task(name="check_output", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def check_output(task_id: int, output_info: dict[str, Any], credentials: str | None) -> str:
     """Fail before any work when the output cannot be written or another task's output is there."""
     remote = open_remote(output_info, credentials, "output")
@@ -104,7 +99,7 @@ def check_output(task_id: int, output_info: dict[str, Any], credentials: str | N
     return target
 
 
-@task(name="stage_input", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
+@task(name="stage_input", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def stage_input(task_id: int, input_info: dict[str, Any], credentials: str | None) -> StagedInput:
     """Copy the input file, or every file of the input folder, into storage."""
     remote = open_remote(input_info, credentials, "input")
@@ -126,7 +121,7 @@ def stage_input(task_id: int, input_info: dict[str, Any], credentials: str | Non
     return StagedInput(folder=upload_relpath(STAGING_API, str(task_id)), files=staged, bytes=total)
 
 
-@task(name="publish_output", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
+@task(name="publish_output", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def publish_output(
     task_id: int, run_id: str, output_info: dict[str, Any], credentials: str | None
 ) -> list[str]:

@@ -9,7 +9,10 @@ copied into storage.
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +22,25 @@ from starlette.formparsers import FormParser, MultiPartException, MultiPartParse
 from starlette.requests import Request
 
 from storage.filesystems import Storage
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def positive_digits(raw: str | None) -> str | None:
+    """The ASCII digits of a positive integer id as the client wrote it, without leading zeros; None for
+    anything else. Kept as text so the caller can refuse an id longer than its column before int()."""
+    digits = (raw or "").strip()
+    if not _DIGITS.fullmatch(digits) or not digits.strip("0"):
+        return None
+    return digits.lstrip("0")
+
+
+def canonical_uuid(raw: str) -> str | None:
+    """The dashed lowercase form of a UUID id (work_id, task_id), or None when it is not one."""
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except (ValueError, AttributeError):
+        return None
 
 
 class BodyTooLarge(Exception):
@@ -89,6 +111,43 @@ async def read_body(request: Request, *, max_bytes: int, max_files: int = 4, max
             else:
                 fields[key] = value
     return Body(fields, files)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
+def strict_json(raw: bytes | str) -> Any:
+    """JSON as RFC 8259 has it: no NaN/Infinity, no number that overflows a double (stored or sent on,
+    they would make invalid JSON for the database or Prefect)."""
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+
+
+async def read_json_object(request: Request, *, max_bytes: int, required: bool = True) -> dict[str, Any]:
+    """A body that must be one JSON object (strict JSON); an empty body is {} unless `required`.
+
+    Raises BadBody naming the problem, for the router to put in its own envelope."""
+    raw = await request.body()
+    if len(raw) > max_bytes:
+        raise BadBody(f"request body larger than {max_bytes} bytes")
+    if not raw.strip():
+        if required:
+            raise BadBody("the request body must be a JSON object")
+        return {}
+    try:
+        body = strict_json(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise BadBody(f"body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise BadBody("the request body must be a JSON object")
+    return body  # fields the API does not use are ignored, whatever they hold
 
 
 def _as_text(value: Any) -> str:

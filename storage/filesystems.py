@@ -63,6 +63,12 @@ def safe_relpath(relpath: str) -> str:
     return "/".join(safe_part(p) for p in parts)
 
 
+def upload_relpath(api: str, upload_id: str, *filename: str) -> str:
+    """An upload's folder (or a file in it) relative to the storage root: what flow parameters carry, since
+    a worker may reach the same storage under another root."""
+    return "/".join(safe_part(part) for part in ("uploads", api, upload_id, *filename))
+
+
 class Storage:
     """A root folder on any fsspec file system, with the project's path layout."""
 

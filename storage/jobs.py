@@ -40,6 +40,15 @@ class JobState(StrEnum):
         return self in {JobState.SCHEDULED, JobState.PENDING, JobState.PAUSED}
 
 
+# Prefect starts the message of a flow run that raised with this; legacy answers and mails show only the rest
+FLOW_EXCEPTION_PREFIX = "Flow run encountered an exception: "
+
+
+def without_exception_prefix(message: str) -> str:
+    """A failed run's message as the flow raised it, without Prefect's "Flow run encountered…" prefix."""
+    return message.removeprefix(FLOW_EXCEPTION_PREFIX)
+
+
 class JobRun(Base):
     """One legacy job: `legacy_id` is what the client polls, `parent_id` an earlier id it may also use
     (the 000 upload work_id); `flow_run_id` is the Prefect flow run that is the job's state of record."""

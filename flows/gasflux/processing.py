@@ -35,6 +35,7 @@ from tasks.gasflux.artifacts import gasflux_from_run
 from tasks.gasflux.config import GasFluxInputError
 from tasks.gasflux.log_file import gasflux_file_logger
 from tasks.progress import Progress
+from tasks.retries import retry_unless
 
 STAGES = list(pipeline.STAGES)
 STAGE_MESSAGES: dict[str, str] = {
@@ -56,15 +57,8 @@ class GasfluxParams(BaseModel):
     job_id: str | None = Field(None, description="The GasFlux task id, for log lines (default: run id).")
 
 
-def _not_input_error(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry transient failures (storage, memory) but never a bad upload or config."""
-    try:
-        state.result()
-    except GasFluxInputError:
-        return False
-    except Exception:
-        return True
-    return True
+# retry transient failures (storage, memory) but never a bad upload or config
+_not_input_error = retry_unless(GasFluxInputError)
 
 
 def _stage_task(name: str) -> Any:

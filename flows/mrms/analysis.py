@@ -18,6 +18,7 @@ from storage.filesystems import get_storage
 from storage.mrms import repository as records
 from storage.mrms.domain import ProjectStatus, Purpose
 from tasks.mrms.profile import DatasetError, profile_frame, read_dataset
+from tasks.retries import retry_unless
 
 PROFILE_FILE = "profile.json"
 
@@ -27,14 +28,7 @@ class MrmsAnalysisParams(BaseModel):
     data_analysis_id: str = Field(description="This analysis request (the project's data_analysis_id).")
 
 
-def _retry_unless_data_error(_task: Any, _run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except (DatasetError, records.RecordError):
-        return False
-    except Exception:
-        return True
-    return True
+_retry_unless_data_error = retry_unless(DatasetError, records.RecordError)
 
 
 @task(

@@ -22,7 +22,8 @@ from pydantic import BaseModel, Field
 from flowbridge.settings import get_settings
 from flows.registry import JobType, get_job_type
 from storage.filesystems import get_storage
-from storage.offline.models import cancel_requested
+from storage.jobs import without_exception_prefix
+from storage.offline.repository import cancel_requested
 from tasks import result_artifacts as artifacts
 from tasks.offline.artifacts import offline_from_run
 from tasks.offline.remote_io import (
@@ -93,7 +94,7 @@ def _delete_secret_block(name: str) -> None:
 
 
 def _notify(flow_run: Any, state: Any) -> None:
-    from storage.offline.models import claim_failure_notice
+    from storage.offline.repository import claim_failure_notice
     from tasks.offline.notify import TaskReport, send_task_mail
 
     parameters = dict(flow_run.parameters or {})
@@ -209,6 +210,4 @@ def _retrying(remote_task: Task[Any, Any]) -> Task[Any, Any]:
 
 
 def _reason(state: Any) -> str:
-    message = state.message or state.name
-    prefix = "Flow run encountered an exception: "
-    return message[len(prefix) :] if message.startswith(prefix) else message
+    return without_exception_prefix(state.message or state.name)

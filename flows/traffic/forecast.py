@@ -20,6 +20,7 @@ from flowbridge.settings import get_settings
 from storage.filesystems import get_storage
 from tasks import result_artifacts as artifacts
 from tasks.progress import Progress
+from tasks.retries import retry_unless
 from tasks.traffic.artifacts import traffic_from_run
 from tasks.traffic.data import TrafficDataError, load_traffic_csv, series_from_csv, series_to_csv
 from tasks.traffic.forecasting import ForecastConfig, forecast
@@ -51,15 +52,8 @@ class TrafficForecastParams(BaseModel):
         return value.upper() if value else None
 
 
-def _not_input_error(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry transient failures (storage, memory pressure) but never a bad upload."""
-    try:
-        state.result()
-    except TrafficDataError:
-        return False
-    except Exception:
-        return True
-    return True
+# retry transient failures (storage, memory pressure) but never a bad upload
+_not_input_error = retry_unless(TrafficDataError)
 
 
 @task(

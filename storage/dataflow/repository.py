@@ -43,7 +43,7 @@ class Page:
     total: int
 
 
-def legacy_time(value: datetime | None) -> str | None:
+def utc_legacy_time(value: datetime | None) -> str | None:
     """The document's "2023-12-01 10:00:00" form, in UTC."""
     if value is None:
         return None
@@ -64,8 +64,8 @@ def to_dict(record: DataFlow) -> dict[str, Any]:
         "en_name": record.en_name,
         "description": record.description,
         "status": record.status,
-        "created_at": legacy_time(record.created_at),
-        "updated_at": legacy_time(record.updated_at),
+        "created_at": utc_legacy_time(record.created_at),
+        "updated_at": utc_legacy_time(record.updated_at),
         "created_by": record.created_by,
         "config": config_text(record.config),
     }

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, update
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata import Base, session_scope
+from storage.metadata import Base
 from storage.types import UTCDateTime, utcnow
 
 
@@ -34,30 +34,3 @@ class OfflineTask(Base):
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
-
-def request_cancel(task_id: int) -> None:
-    with session_scope() as session:
-        session.execute(
-            update(OfflineTask)
-            .where(OfflineTask.id == task_id, OfflineTask.cancel_requested_at.is_(None))
-            .values(cancel_requested_at=utcnow())
-        )
-
-
-def cancel_requested(task_id: int) -> bool:
-    """A runner may already hold a run the bridge cancels before it starts; the flow asks this first."""
-    with session_scope() as session:
-        row = session.get(OfflineTask, task_id)
-        return row is not None and row.cancel_requested_at is not None
-
-
-def claim_failure_notice(task_id: int) -> bool:
-    """True for exactly one caller per task: a cancellation can be seen by the flow process, the runner
-    and the bridge, and the client must get one mail, not three."""
-    with session_scope() as session:
-        result = session.execute(
-            update(OfflineTask)
-            .where(OfflineTask.id == task_id, OfflineTask.notified_at.is_(None))
-            .values(notified_at=utcnow())
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -220,7 +220,7 @@ def _missing(config: Any) -> str | None:
 _TAGS = {*TRANSFORM_TYPES, *FILE_KINDS, *SQL_KINDS}
 
 
-def _describe(exc: ValidationError) -> str:
+def _validation_problems(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors()[:5]:
         where = ".".join(str(p) for p in err["loc"] if p not in _TAGS)
@@ -235,7 +235,7 @@ def parse_pipeline(config: Any) -> Pipeline:
     try:
         return Pipeline.model_validate(config)
     except ValidationError as exc:
-        raise PipelineConfigError(f"invalid pipeline config: {_describe(exc)}") from None
+        raise PipelineConfigError(f"invalid pipeline config: {_validation_problems(exc)}") from None
 
 
 def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -43,6 +43,7 @@ from tasks.dataflow.config import (
     SqlTarget,
     substitute_path,
 )
+from tasks.retries import retry_unless
 
 # What pandas imports lazily on a run's first read_csv (arrow-backed strings) and to_parquet: the runner
 # imports this module before the flow run starts, so a run does not pay for them (issue 6).
@@ -416,14 +417,7 @@ def write_target(
 # --- Prefect tasks ----------------------------------------------------------------------------------------
 
 
-def _retry_io_only(_task: Any, _run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except DataflowError:
-        return False
-    except Exception:
-        return True
-    return True
+_retry_io_only = retry_unless(DataflowError)
 
 
 def _logged(component: str, call: Any) -> Any:

@@ -20,7 +20,8 @@ log = logging.getLogger("flowbridge.notify")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def legacy_time(value: datetime | None, settings: Settings | None = None) -> str | None:
+def offline_local_time(value: datetime | None, settings: Settings | None = None) -> str | None:
+    """The document's 'YYYY-MM-DD HH:MM:SS', in the offline platform's configured time zone."""
     if value is None:
         return None
     zone = ZoneInfo((settings or get_settings()).offline_time_zone)
@@ -50,9 +51,9 @@ def compose(report: TaskReport, recipient: str, settings: Settings) -> EmailMess
         f"algorithm:  {report.algorithm}",
         f"status:     {report.status}",
         f"reason:     {report.reason}",
-        f"addTime:    {legacy_time(report.add_time, settings) or '-'}",
-        f"startTime:  {legacy_time(report.start_time, settings) or '-'}",
-        f"finishTime: {legacy_time(report.finish_time, settings) or '-'}",
+        f"addTime:    {offline_local_time(report.add_time, settings) or '-'}",
+        f"startTime:  {offline_local_time(report.start_time, settings) or '-'}",
+        f"finishTime: {offline_local_time(report.finish_time, settings) or '-'}",
         f"(times in {settings.offline_time_zone})",
     ]
     message.set_content("\n".join(lines) + "\n")

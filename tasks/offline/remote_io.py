@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from flowbridge.settings import get_settings
-from storage.filesystems import UnsafePathError, get_storage, safe_relpath
+from storage.filesystems import UnsafePathError, get_storage, safe_relpath, upload_relpath
 from storage.offline.remote import (
     FileSystemInfo,
     RemoteError,
@@ -28,6 +28,7 @@ from storage.offline.remote import (
     RemoteNotWritable,
     connect,
 )
+from tasks.retries import retry_if_transient
 
 STAGING_API = "001"  # staged inputs live under uploads/001/<taskId>/, like other APIs' uploads
 SCRATCH_PREFIX = "work/"  # a job type's intermediates, not results
@@ -44,13 +45,7 @@ class StagedInput(BaseModel):
     bytes: int
 
 
-def transient_only(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry condition: only errors the file system says are worth another try."""
-    try:
-        state.result()
-    except Exception as exc:
-        return bool(getattr(exc, "transient", False))
-    return False
+
 
 
 def secret_for(block: str | None, side: str) -> str | None:
@@ -89,7 +84,7 @@ def local_relpath(relpath: str) -> str:
         return "input"
 
 
-@task(name="check_output", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
+@task(name="check_output", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def check_output(task_id: int, output_info: dict[str, Any], credentials: str | None) -> str:
     """Fail before any work when the output cannot be written or another task's output is there."""
     remote = open_remote(output_info, credentials, "output")
@@ -104,7 +99,7 @@ def check_output(task_id: int, output_info: dict[str, Any], credentials: str | N
     return target
 
 
-@task(name="stage_input", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
+@task(name="stage_input", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def stage_input(task_id: int, input_info: dict[str, Any], credentials: str | None) -> StagedInput:
     """Copy the input file, or every file of the input folder, into storage."""
     remote = open_remote(input_info, credentials, "input")
@@ -118,15 +113,15 @@ def stage_input(task_id: int, input_info: dict[str, Any], credentials: str | Non
     staged, total = [], 0
     for remote_file in files:
         relpath = local_relpath(remote_file.relpath)
-        with storage.open(posixpath.join(folder, relpath), "wb") as target:
+        with storage.open(storage.upload_path(STAGING_API, str(task_id), relpath), "wb") as target:
             total += remote.read_into(remote_file.path, target)
         staged.append(relpath)
     where = remote.info.describe(path)
     get_run_logger().info("staged %d file(s), %d bytes, from %s", len(staged), total, where)
-    return StagedInput(folder=f"uploads/{STAGING_API}/{task_id}", files=staged, bytes=total)
+    return StagedInput(folder=upload_relpath(STAGING_API, str(task_id)), files=staged, bytes=total)
 
 
-@task(name="publish_output", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
+@task(name="publish_output", cache_policy=NO_CACHE, retry_condition_fn=retry_if_transient)
 def publish_output(
     task_id: int, run_id: str, output_info: dict[str, Any], credentials: str | None
 ) -> list[str]:

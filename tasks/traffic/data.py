@@ -361,7 +361,7 @@ def _infer_interval(index: pd.DatetimeIndex) -> pd.Timedelta:
     if interval <= pd.Timedelta(0) or interval > ONE_DAY or ONE_DAY % interval != pd.Timedelta(0):
         raise TrafficDataError(
             "unsupported_interval",
-            f"The inferred interval {_describe(interval)} does not divide a day evenly "
+            f"The inferred interval {_interval_text(interval)} does not divide a day evenly "
             "(use e.g. 5 min, 15 min, 1 h or 1 day).",
         )
     return interval
@@ -374,12 +374,13 @@ def _check_length(series: TrafficSeries) -> None:
     if len(series.frame) < needed or observed < needed // 2:
         raise TrafficDataError(
             "too_short",
-            f"Need at least {needed} rows at the {_describe(series.interval)} interval (two daily periods) "
+            f"Need at least {needed} rows at the {_interval_text(series.interval)} interval "
+            "(two daily periods) "
             f"with half of them observed; got {len(series.frame)} rows, {observed} observed.",
         )
 
 
-def _describe(interval: pd.Timedelta) -> str:
+def _interval_text(interval: pd.Timedelta) -> str:
     seconds = interval.total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0:

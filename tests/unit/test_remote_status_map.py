@@ -7,7 +7,8 @@ from uuid import uuid4
 
 from api_bridge.gateway import JobState, JobStatus
 from api_bridge.routers.offline.codes import STATUS_OF, TaskStatus
-from api_bridge.routers.offline.endpoints import _answer, _reason
+from api_bridge.routers.offline.endpoints import task_answer as _answer
+from api_bridge.routers.offline.service import failure_reason as _reason
 from storage.offline.models import OfflineTask
 
 CREATED = datetime(2022, 8, 8, 7, 51, 23, tzinfo=UTC)

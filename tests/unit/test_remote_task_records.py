@@ -197,7 +197,8 @@ def test_task_times_are_utc_aware_on_sqlite_and_answered_in_the_configured_zone(
     api: tuple[TestClient, FakeGateway],
 ) -> None:
     from storage.metadata import session_scope
-    from storage.offline.models import OfflineTask, claim_failure_notice, request_cancel
+    from storage.offline.models import OfflineTask
+    from storage.offline.repository import claim_failure_notice, request_cancel
 
     client, _ = api
     task_id = client.post("/api/algorithm/task/submit", json=body("out")).json()["taskId"]

@@ -20,10 +20,8 @@ unknown or impossible id answers 404 (path) or 400 (body), never reaches the dri
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,14 +30,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import register_envelope
-from api_bridge.gateway import JobGateway, JobState, JobStatus, get_gateway
+from api_bridge.gateway import JobState, JobStatus, get_gateway
+from api_bridge.requests import BadBody, read_json_object, strict_json
+from api_bridge.responses import code_message_data
 from api_bridge.routers.dataflow import schemas as doc
+from api_bridge.routers.dataflow import service
 from api_bridge.routers.dataflow.codes import (
-    API,
     DEFAULT_LINEAGE_DEPTH,
     DEFAULT_LOG_PAGE_SIZE,
     DEFAULT_PAGE_SIZE,
-    JOB_TYPE,
     MAX_LINEAGE_DEPTH,
     MAX_LOG_PAGE_SIZE,
     MAX_PAGE,
@@ -51,27 +50,21 @@ from api_bridge.routers.dataflow.codes import (
     Msg,
     RunStatus,
 )
-from api_bridge.run_names import run_name
 from storage.dataflow import repository as dataflows
 from storage.dataflow.graph import Direction, get_graph
-from storage.dataflow.models import DataFlow
 from storage.dataflow.repository import DataflowInputError, DataflowNotFound
-from tasks.dataflow.config import lookup_tag, run_tags, valid_cron
+from storage.jobs import without_exception_prefix
+from tasks.dataflow.config import valid_cron
 from tasks.dataflow.script_generation import ScriptGenerationError, get_provider
 
 router = APIRouter(prefix=PREFIX, tags=["004 DataFlow"])
 log = logging.getLogger("flowbridge.dataflow")
 MAX_BODY = 1024 * 1024
 TEXT_LIMITS = {"name": 255, "created_by": 128}  # the columns' lengths: PostgreSQL refuses longer text
-_FAILURE_PREFIX = "Flow run encountered an exception: "
-
-
-def envelope(code: int, message: str, data: Any = None) -> JSONResponse:
-    return JSONResponse({"code": int(code), "message": message, "data": data}, status_code=int(code))
 
 
 def _error_envelope(status: int, message: str) -> Response:
-    return envelope(status, message, None)
+    return code_message_data(status, message, None)
 
 
 register_envelope(PREFIX, _error_envelope)
@@ -82,37 +75,10 @@ class BadInput(ValueError):
 
 
 async def _json(request: Request, *, required: bool = True) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadInput(Msg.BAD_PARAM.format(problem=f"request body larger than {MAX_BODY} bytes"))
-    if not raw.strip():
-        if required:
-            raise BadInput(Msg.BAD_PARAM.format(problem="the request body must be a JSON object"))
-        return {}
     try:
-        body = strict_json(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInput(Msg.BAD_PARAM.format(problem=f"body is not valid JSON ({exc})")) from None
-    if not isinstance(body, dict):
-        raise BadInput(Msg.BAD_PARAM.format(problem="the request body must be a JSON object"))
-    return body  # fields the API does not use are ignored, whatever they hold
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range for a number")
-    return value
-
-
-def strict_json(raw: bytes | str) -> Any:
-    """JSON as RFC 8259 has it: no NaN/Infinity, no number that overflows a double (stored or sent on,
-    they would make invalid JSON for the database or Prefect)."""
-    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        return await read_json_object(request, max_bytes=MAX_BODY, required=required)
+    except BadBody as exc:
+        raise BadInput(Msg.BAD_PARAM.format(problem=str(exc))) from None
 
 
 def _unstorable(value: Any, where: str, *, strict: bool = True) -> str | None:
@@ -235,29 +201,9 @@ async def _call(fn: Any, *args: Any, **kwargs: Any) -> JSONResponse:
     try:
         return await run_in_threadpool(fn, *args, **kwargs)
     except (BadInput, DataflowInputError) as exc:
-        return envelope(Code.BAD_REQUEST, str(exc))
+        return code_message_data(Code.BAD_REQUEST, str(exc))
     except DataflowNotFound:
-        return envelope(Code.NOT_FOUND, Msg.NOT_FOUND)
-
-
-# --- schedules ---------------------------------------------------------------------------------------------
-
-
-def schedule_slug(dataflow_id: int) -> str:
-    return f"dataflow-{dataflow_id}"
-
-
-def sync_schedule(gateway: JobGateway, record: DataFlow) -> None:
-    """A cron `schedule` in the config of an active dataflow is a schedule of the dataflow deployment.
-    Its runs carry the record's run key: should the record be gone, they refuse to run another."""
-    cron = record.config.get("schedule") if isinstance(record.config, dict) else None
-    if cron and record.status == DataflowStatus.ACTIVE:
-        parameters: dict[str, Any] = {"dataflow_id": record.id}
-        if record.run_key:
-            parameters["run_key"] = record.run_key
-        gateway.set_schedule(JOB_TYPE, schedule_slug(record.id), str(cron), parameters)
-    else:
-        gateway.remove_schedule(JOB_TYPE, schedule_slug(record.id))
+        return code_message_data(Code.NOT_FOUND, Msg.NOT_FOUND)
 
 
 # --- records -----------------------------------------------------------------------------------------------
@@ -285,16 +231,12 @@ def _list(page_raw: Any, size_raw: Any, search: str) -> JSONResponse:
         "list": [dataflows.to_dict(r) for r in result.items],
         "pagination": _pagination(page, page_size, result.total),
     }
-    return envelope(Code.OK, Msg.SUCCESS, data)
+    return code_message_data(Code.OK, Msg.SUCCESS, data)
 
 
 @router.get("/get-dataflow/{dataflow_id}", response_model=doc.DetailsAnswer, responses=doc.errors(400, 404))
 async def get_dataflow(dataflow_id: int) -> JSONResponse:
-    return await _call(lambda: envelope(Code.OK, Msg.SUCCESS, _details(dataflow_id)))
-
-
-def _details(dataflow_id: int) -> dict[str, Any]:
-    return dataflows.details(get_graph(), dataflows.get_record(dataflow_id))
+    return await _call(lambda: code_message_data(Code.OK, Msg.SUCCESS, service.details(dataflow_id)))
 
 
 @router.post(
@@ -307,15 +249,15 @@ async def add_dataflow(request: Request) -> JSONResponse:
     try:
         body = await _json(request)
     except BadInput as exc:
-        return envelope(Code.BAD_REQUEST, str(exc))
+        return code_message_data(Code.BAD_REQUEST, str(exc))
     return await _call(_add, body)
 
 
 def _add(body: dict[str, Any]) -> JSONResponse:
     name = _text(body, "name", required=True)
     description = _text(body, "description", required=True)
-    record = dataflows.create(
-        get_graph(),
+    record = service.create_dataflow(
+        get_gateway(),
         name=name or "",
         description=description or "",
         status=_status(body) or DataflowStatus.INACTIVE.value,
@@ -324,8 +266,7 @@ def _add(body: dict[str, Any]) -> JSONResponse:
         children_ids=_ids(body.get("children_ids"), "children_ids"),
         tag_id=_tag_id(body.get("tag_id")),
     )
-    sync_schedule(get_gateway(), record)
-    return envelope(Code.OK, Msg.CREATED, dataflows.to_dict(record))
+    return code_message_data(Code.OK, Msg.CREATED, dataflows.to_dict(record))
 
 
 @router.put(
@@ -338,7 +279,7 @@ async def update_dataflow(dataflow_id: int, request: Request) -> JSONResponse:
     try:
         body = await _json(request)
     except BadInput as exc:
-        return envelope(Code.BAD_REQUEST, str(exc))
+        return code_message_data(Code.BAD_REQUEST, str(exc))
     return await _call(_update, dataflow_id, body)
 
 
@@ -352,9 +293,8 @@ def _update(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
         changes["status"] = _status(body)
     if "config" in body:
         changes["config"] = _config(body)
-    record = dataflows.update(get_graph(), dataflow_id, changes)
-    sync_schedule(get_gateway(), record)
-    return envelope(Code.OK, Msg.UPDATED, dataflows.to_dict(record))
+    record = service.update_dataflow(get_gateway(), dataflow_id, changes)
+    return code_message_data(Code.OK, Msg.UPDATED, dataflows.to_dict(record))
 
 
 @router.delete(
@@ -364,13 +304,12 @@ async def delete_dataflow(dataflow_id: int) -> JSONResponse:
     try:
         return await run_in_threadpool(_delete, dataflow_id)
     except DataflowNotFound:
-        return envelope(Code.NOT_FOUND, Msg.NOT_FOUND, {})
+        return code_message_data(Code.NOT_FOUND, Msg.NOT_FOUND, {})
 
 
 def _delete(dataflow_id: int) -> JSONResponse:
-    dataflows.delete(get_graph(), dataflow_id)
-    get_gateway().remove_schedule(JOB_TYPE, schedule_slug(dataflow_id))
-    return envelope(Code.OK, Msg.DELETED, {})
+    service.delete_dataflow(get_gateway(), dataflow_id)
+    return code_message_data(Code.OK, Msg.DELETED, {})
 
 
 # --- tags (not in the document: how tag ids come to exist) ------------------------------------------
@@ -386,18 +325,18 @@ async def add_tag(request: Request) -> JSONResponse:
     try:
         body = await _json(request)
     except BadInput as exc:
-        return envelope(Code.BAD_REQUEST, str(exc))
+        return code_message_data(Code.BAD_REQUEST, str(exc))
     return await _call(_add_tag, body)
 
 
 def _add_tag(body: dict[str, Any]) -> JSONResponse:
     tag = dataflows.add_tag(get_graph(), _text(body, "name", required=True) or "")
-    return envelope(Code.OK, Msg.SUCCESS, {"id": tag.id, "name": tag.name})
+    return code_message_data(Code.OK, Msg.SUCCESS, {"id": tag.id, "name": tag.name})
 
 
 @router.get("/get-tags-list", response_model=doc.TagListAnswer, responses=doc.errors())
 async def get_tags_list() -> JSONResponse:
-    return await _call(lambda: envelope(Code.OK, Msg.SUCCESS, {"list": dataflows.list_tags()}))
+    return await _call(lambda: code_message_data(Code.OK, Msg.SUCCESS, {"list": dataflows.list_tags()}))
 
 
 # --- execution ---------------------------------------------------------------------------------------------
@@ -430,7 +369,7 @@ def _execution_id(status: JobStatus, dataflow_id: int) -> str:
 def _error_message(status: JobStatus) -> str | None:
     if run_status(status.state) is not RunStatus.FAILED:
         return None
-    message = (status.message or status.state_name or "").removeprefix(_FAILURE_PREFIX)
+    message = without_exception_prefix(status.message or status.state_name or "")
     return message or status.state.value.lower()
 
 
@@ -444,7 +383,7 @@ async def execute_dataflow(dataflow_id: int, request: Request) -> JSONResponse:
     try:
         body = await _json(request, required=False)
     except BadInput as exc:
-        return envelope(Code.BAD_REQUEST, str(exc))
+        return code_message_data(Code.BAD_REQUEST, str(exc))
     return await _call(_execute, dataflow_id, body)
 
 
@@ -455,42 +394,20 @@ def _execute(dataflow_id: int, body: dict[str, Any]) -> JSONResponse:
     problem = _unstorable(params, "params")  # they go to Prefect, whose parameters are jsonb
     if problem:
         raise BadInput(Msg.BAD_PARAM.format(problem=problem))
-    record = dataflows.get_record(dataflow_id)
-    gateway = get_gateway()
-    tag = lookup_tag(record.id, record.run_key)
-    last = gateway.latest_run(JOB_TYPE, tag, subflows=True)
-    if last is not None and not last.state.is_final:
-        return _conflict(dataflow_id, last)
-    nonce = uuid.uuid4().hex
-    now = datetime.now(UTC)
-    execution_id = f"exec_{dataflow_id}_{int(now.timestamp())}"
-    legacy_id = f"{execution_id}_{nonce[:12]}"
-    parameters = {"dataflow_id": dataflow_id, "execution_id": execution_id, "params": params, "nonce": nonce}
-    if record.run_key:
-        parameters["run_key"] = record.run_key
-    run_id = gateway.submit(
-        JOB_TYPE,
-        parameters,
-        api=API,
-        legacy_id=legacy_id,
-        parent_id=str(dataflow_id),
-        tags=[*run_tags(record.id, record.run_key), f"execution:{execution_id}"],
-        flow_run_name=run_name("dataflow", record.name, execution_id),
-        idempotency_key=f"{tag}:after:{last.run_id if last else 'none'}",
-    )
-    status = gateway.status(run_id, fresh=True)
-    if status.parameters.get("nonce") != nonce:
-        gateway.forget(API, legacy_id)
-        return _conflict(dataflow_id, status)
+    try:
+        started = service.execute(get_gateway(), dataflow_id, params)
+    except service.AlreadyRunning as exc:
+        return _conflict(dataflow_id, exc.running)
+    status = started.status
     data = {
-        "execution_id": execution_id,
+        "execution_id": started.execution_id,
         "dataflow_id": dataflow_id,
         "status": run_status(status.state).value,
-        "started_at": _iso(status.started or status.created or now),
+        "started_at": _iso(status.started or status.created or started.requested_at),
         "params": params,
         "progress": math.floor(status.percent),
     }
-    return envelope(Code.OK, Msg.EXECUTED, data)
+    return code_message_data(Code.OK, Msg.EXECUTED, data)
 
 
 def _conflict(dataflow_id: int, running: JobStatus) -> JSONResponse:
@@ -500,20 +417,12 @@ def _conflict(dataflow_id: int, running: JobStatus) -> JSONResponse:
         "status": run_status(running.state).value,
     }
     message = f"{Msg.ALREADY_RUNNING}: dataflow {dataflow_id} already has a {data['status']} execution"
-    return envelope(Code.CONFLICT, message, data)
+    return code_message_data(Code.CONFLICT, message, data)
 
 
-def _latest(dataflow_id: int) -> JobStatus:
-    """The newest execution of this record: run by execute-dataflow, its schedule, or a parent."""
-    record = dataflows.get_record(dataflow_id)
-    latest = get_gateway().latest_run(JOB_TYPE, lookup_tag(record.id, record.run_key), subflows=True)
-    if latest is None:
-        raise _NotExecuted(dataflow_id)
-    return latest
-
-
-class _NotExecuted(LookupError):
-    pass
+def _not_executed(dataflow_id: int) -> JSONResponse:
+    message = f"{Msg.NOT_EXECUTED}: dataflow {dataflow_id} has no execution yet"
+    return code_message_data(Code.NOT_FOUND, message)
 
 
 @router.get(
@@ -521,13 +430,13 @@ class _NotExecuted(LookupError):
 )
 async def get_dataflow_status(dataflow_id: int) -> JSONResponse:
     try:
-        return await _call(_status_of, dataflow_id)
-    except _NotExecuted:
-        return envelope(Code.NOT_FOUND, f"{Msg.NOT_EXECUTED}: dataflow {dataflow_id} has no execution yet")
+        return await _call(_execution_status_answer, dataflow_id)
+    except service.NotExecuted:
+        return _not_executed(dataflow_id)
 
 
-def _status_of(dataflow_id: int) -> JSONResponse:
-    latest = _latest(dataflow_id)
+def _execution_status_answer(dataflow_id: int) -> JSONResponse:
+    latest = service.latest_execution(get_gateway(), dataflow_id)
     state = run_status(latest.state)
     data = {
         "dataflow_id": dataflow_id,
@@ -538,7 +447,7 @@ def _status_of(dataflow_id: int) -> JSONResponse:
         "completed_at": _iso(latest.ended) if latest.state.is_final else None,
         "error_message": _error_message(latest),
     }
-    return envelope(Code.OK, Msg.SUCCESS, data)
+    return code_message_data(Code.OK, Msg.SUCCESS, data)
 
 
 _LEVEL_NAMES = {"DEBUG": "INFO", "CRITICAL": "ERROR"}
@@ -554,21 +463,15 @@ async def get_dataflow_logs(dataflow_id: int, request: Request) -> JSONResponse:
     query = request.query_params
     try:
         return await _call(_logs, dataflow_id, query.get("page"), query.get("page_size"))
-    except _NotExecuted:
-        return envelope(Code.NOT_FOUND, f"{Msg.NOT_EXECUTED}: dataflow {dataflow_id} has no execution yet")
+    except service.NotExecuted:
+        return _not_executed(dataflow_id)
 
 
 def _logs(dataflow_id: int, page_raw: Any, size_raw: Any) -> JSONResponse:
     page = _int(page_raw, "page", 1, 1, MAX_PAGE)
     page_size = _int(size_raw, "page_size", DEFAULT_LOG_PAGE_SIZE, 1, MAX_LOG_PAGE_SIZE)
-    latest = _latest(dataflow_id)
-    gateway = get_gateway()
-    total, lines = gateway.log_page(
-        latest.run_id,
-        offset=(page - 1) * page_size,
-        limit=page_size,
-        min_level=logging.INFO,
-        include_subflows=True,  # children run as subflows: their steps belong to this execution's log
+    latest, total, lines = service.execution_logs(
+        get_gateway(), dataflow_id, offset=(page - 1) * page_size, limit=page_size
     )
     logs = [
         {
@@ -585,7 +488,7 @@ def _logs(dataflow_id: int, page_raw: Any, size_raw: Any) -> JSONResponse:
         "execution_id": _execution_id(latest, dataflow_id),
         "pagination": _pagination(page, page_size, total),
     }
-    return envelope(Code.OK, Msg.SUCCESS, data)
+    return code_message_data(Code.OK, Msg.SUCCESS, data)
 
 
 # --- lineage -----------------------------------------------------------------------------------------------
@@ -609,9 +512,8 @@ def _lineage(dataflow_id: int, direction_raw: str | None, depth_raw: Any) -> JSO
             Msg.BAD_PARAM.format(problem=f"direction must be upstream or downstream, got {direction_raw!r}")
         )
     depth = _int(depth_raw, "depth", DEFAULT_LINEAGE_DEPTH, 1, MAX_LINEAGE_DEPTH)
-    dataflows.get_record(dataflow_id)
-    lineage = get_graph().lineage(dataflow_id, Direction(direction_raw), depth)
-    return envelope(Code.OK, Msg.SUCCESS, lineage.as_dict(dataflows.names(lineage.dataflows)))
+    lineage = service.lineage(dataflow_id, Direction(direction_raw), depth)
+    return code_message_data(Code.OK, Msg.SUCCESS, lineage)
 
 
 # --- scripts -----------------------------------------------------------------------------------------------
@@ -628,13 +530,13 @@ async def create_script(request: Request) -> JSONResponse:
         body = await _json(request)
         text = _text(body, "request_data", required=True) or ""
     except BadInput as exc:
-        return envelope(Code.BAD_REQUEST, str(exc))
+        return code_message_data(Code.BAD_REQUEST, str(exc))
     provider = get_provider()
     try:
         script = await run_in_threadpool(provider.generate, text)
     except ScriptGenerationError as exc:
         log.warning("create-script via %s failed: %s", provider.name, exc)
-        return envelope(Code.SERVER_ERROR, f"脚本生成失败: {exc}")
+        return code_message_data(Code.SERVER_ERROR, f"脚本生成失败: {exc}")
     message = (
         Msg.SCRIPT_OK
         if script.provider != "offline"
@@ -647,4 +549,4 @@ async def create_script(request: Request) -> JSONResponse:
         "provider": script.provider,
         "model": script.model,
     }
-    return envelope(Code.OK, message, data)
+    return code_message_data(Code.OK, message, data)

@@ -9,47 +9,39 @@ they are never stored in the metadata DB, put in flow parameters, logged or echo
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 from typing import Any
-from uuid import uuid4
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api_bridge.errors import register_envelope
-from api_bridge.gateway import JobGateway, JobNotFound, JobState, JobStatus, get_gateway
+from api_bridge.gateway import JobNotFound, JobState, JobStatus, get_gateway
+from api_bridge.requests import positive_digits
+from api_bridge.routers.offline import service
 from api_bridge.routers.offline.codes import (
-    API,
     CANCEL_MESSAGE,
     ERROR_OF_HTTP,
-    JOB_TYPE,
     PREFIX,
-    REASON_PREFIX,
-    SECRET_BLOCK,
     STATUS_OF,
     ErrorCode,
     TaskStatus,
 )
-from api_bridge.run_names import run_name
 from flowbridge.settings import get_settings
 from flows.registry import JOB_TYPES, JobType
-from storage.metadata import session_scope
-from storage.offline.models import OfflineTask, claim_failure_notice, request_cancel
+from storage.offline.models import OfflineTask
 from storage.offline.remote import FileSystemInfo
-from tasks.offline.notify import TaskReport, legacy_time, send_task_mail
+from tasks.offline.notify import offline_local_time
 
 log = logging.getLogger("flowbridge.offline")
 _EMAIL = re.compile(
     r"^[^@\s\"(),:;<>\[\]\\\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)+$"
 )
-_TASK_ID = re.compile(r"[0-9]+")
 # offline_tasks.id is an INTEGER column: 32 bits on PostgreSQL (64 on SQLite); a larger taskId names no task
 MAX_TASK_ID = 2**31 - 1
-_EXCEPTION_PREFIX = "Flow run encountered an exception: "
 
 
 def _error(status: int, message: str, code: ErrorCode | None = None) -> JSONResponse:
@@ -204,64 +196,23 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 def submit(request: SubmitRequest) -> Response:
     job = JOB_TYPES.get(request.algorithm)
     if job is None or not job.offline:
-        known = ", ".join(_offline_jobs())
+        known = ", ".join(service.offline_job_names())
         message = f"unknown algorithm {request.algorithm!r}; known: {known}"
         return _error(400, message, ErrorCode.UNKNOWN_ALGORITHM)
-    problem = _check_params(job, request.params)
+    problem = service.params_problem(job, request.params)
     if problem:
         return _error(400, problem)
-    gateway = get_gateway()
-    inputs, outputs = request.inputFileSystemInfo, request.outputFileSystemInfo
-    with session_scope() as session:
-        row = OfflineTask(
-            algorithm=job.name, email=request.email, input_info=inputs.public(), output_info=outputs.public()
-        )
-        session.add(row)
-        session.flush()
-        task_id = row.id
-    sides = (("input", inputs), ("output", outputs))
-    secrets = {side: info.secret() for side, info in sides if info.secret()}
-    block = SECRET_BLOCK.format(task_id=task_id) if secrets else None
-    parameters = {
-        "task_id": task_id,
-        "algorithm": job.name,
-        "params": request.params,
-        "input_info": inputs.public(),
-        "output_info": outputs.public(),
-        "email": request.email,
-        "credentials": block,
-    }
     try:
-        if block:
-            gateway.store_secret(block, json.dumps(secrets))
-        run_id = gateway.submit(
-            JOB_TYPE,
-            parameters,
-            api=API,
-            legacy_id=str(task_id),
-            tags=[f"task_id:{task_id}", f"algorithm:{job.name}"],
-            flow_run_name=run_name("offline", job.name, _input_name(inputs.inputPath), task_id),
-            # this submission's own key: Prefect must never hand back a run another task started under the
-            # same taskId (an earlier metadata DB, a row discarded after a lost answer)
-            idempotency_key=f"{API}:{task_id}:{uuid4()}",
+        task_id = service.submit_task(
+            get_gateway(),
+            job,
+            request.params,
+            request.email,
+            request.inputFileSystemInfo,
+            request.outputFileSystemInfo,
         )
-    except Exception as exc:
-        log.exception("task %s: submission failed (%s)", task_id, type(exc).__name__)
-        _discard(gateway, task_id, block)
-        return _error(503, f"could not start the task ({type(exc).__name__}); try again")
-    with session_scope() as session:
-        stored = session.get(OfflineTask, task_id)
-        if stored is not None:
-            stored.flow_run_id = str(run_id)
-            stored.secret_block = block
-    log.info(
-        "task %s: %s from %s to %s as flow run %s",
-        task_id,
-        job.name,
-        inputs.describe(inputs.inputPath),
-        outputs.describe(outputs.outputPath),
-        run_id,
-    )
+    except service.SubmissionFailed as exc:
+        return _error(503, f"could not start the task ({exc}); try again")
     return JSONResponse({"taskId": task_id})
 
 
@@ -277,7 +228,7 @@ def get_task(taskId: str | None = Query(None, include_in_schema=False)) -> Respo
     if isinstance(found, Response):
         return found
     row, status = found
-    return JSONResponse(_answer(row, status))
+    return JSONResponse(task_answer(row, status))
 
 
 @router.post(
@@ -299,46 +250,23 @@ def cancel_task(
     if status.state.is_final:
         return _error(409, f"task {row.id} already ended: {STATUS_OF[status.state].value}")
     gateway = get_gateway()
-    request_cancel(row.id)
-    after = gateway.cancel(status.run_id, CANCEL_MESSAGE)
+    after = service.cancel_task(gateway, row, status, CANCEL_MESSAGE)
     if after.state is JobState.CANCELLED:
         # it never reached a runner, so no flow hook will run: clean up and mail from here
-        background.add_task(_cancelled_before_start, gateway, row, after)
+        background.add_task(service.clean_up_cancelled_before_start, gateway, row, after)
     log.info("task %s: cancel requested (%s -> %s)", row.id, status.state.value, after.state.value)
-    return JSONResponse(_answer(row, after))
+    return JSONResponse(task_answer(row, after))
 
 
 @router.get("/list", response_model=AlgorithmList, responses=errors(), operation_id="offline_list_algorithms")
 def list_algorithms() -> JSONResponse:
-    return JSONResponse({"algorithms": [_describe(JOB_TYPES[name]) for name in _offline_jobs()]})
+    names = service.offline_job_names()
+    return JSONResponse({"algorithms": [algorithm_entry(JOB_TYPES[name]) for name in names]})
 
 
 # --- translation helpers -----------------------------------------------------------------------------------
-def _offline_jobs() -> list[str]:
-    return sorted(name for name, job in JOB_TYPES.items() if job.offline)
-
-
-def _check_params(job: JobType, params: dict[str, Any]) -> str | None:
-    if job.input_parameter in params:
-        return f"params.{job.input_parameter} is set by the platform from inputFileSystemInfo; remove it"
-    model = job.parameter_model()
-    if model is None:
-        return None
-    unknown = sorted(set(params) - set(model.model_fields))
-    if unknown:
-        known = ", ".join(sorted(set(model.model_fields) - {job.input_parameter}))
-        return f"params.{unknown[0]} is not a parameter of {job.name} (known: {known})"
-    try:
-        model.model_validate({**params, job.input_parameter: "staged-input"})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"params.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        return f"invalid parameters for {job.name}: {problems}"
-    return None
-
-
-def _describe(job: JobType) -> dict[str, Any]:
+def algorithm_entry(job: JobType) -> dict[str, Any]:
+    """One algorithm of GET /list: its parameters' JSON schema without the one the platform fills in."""
     model = job.parameter_model()
     schema = model.model_json_schema() if model else {"type": "object", "properties": {}}
     schema.get("properties", {}).pop(job.input_parameter, None)
@@ -357,10 +285,9 @@ def parse_task_id(raw_id: str | None) -> int | Response:
     """A taskId as the client wrote it: ASCII digits of a positive integer, else 400; one beyond what the
     column holds is a well-formed id of no task, 404, never sent to the database (SQLite cannot even bind
     an integer beyond 64 bits, and int() refuses more than 4300 digits)."""
-    digits = (raw_id or "").strip()
-    if not _TASK_ID.fullmatch(digits) or not digits.strip("0"):
+    digits = positive_digits(raw_id)
+    if digits is None:
         return _error(400, "taskId must be a positive integer (the taskId submit answered)")
-    digits = digits.lstrip("0")
     if len(digits) > len(str(MAX_TASK_ID)) or int(digits) > MAX_TASK_ID:
         return _error(404, f"no task has taskId {digits[:24]}{'…' if len(digits) > 24 else ''}")
     return int(digits)
@@ -370,24 +297,22 @@ def _load(raw_id: str | None) -> tuple[OfflineTask, JobStatus | None] | Response
     task_id = parse_task_id(raw_id)
     if isinstance(task_id, Response):
         return task_id
-    with session_scope() as session:
-        row = session.get(OfflineTask, task_id)
-    if row is None:
-        return _error(404, f"no task has taskId {task_id}")
-    if row.flow_run_id is None:
-        return row, None
     try:
-        return row, get_gateway().status(row.flow_run_id, fresh=True)
+        found = service.find_task(get_gateway(), task_id)
     except JobNotFound:
         return _error(404, f"task {task_id}'s flow run no longer exists")
+    if found is None:
+        return _error(404, f"no task has taskId {task_id}")
+    return found
 
 
-def _answer(row: OfflineTask, status: JobStatus | None) -> dict[str, Any]:
+def task_answer(row: OfflineTask, status: JobStatus | None) -> dict[str, Any]:
+    """The document's task object: times in the platform's time zone, a reason when it ended in error."""
     if status is None:
         return {
             "id": row.id,
             "status": TaskStatus.INITIALING.value,
-            "addTime": legacy_time(row.created_at),
+            "addTime": offline_local_time(row.created_at),
             "startTime": None,
             "finishTime": None,
         }
@@ -395,56 +320,10 @@ def _answer(row: OfflineTask, status: JobStatus | None) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "id": row.id,
         "status": mapped.value,
-        "addTime": legacy_time(status.created or row.created_at),
-        "startTime": legacy_time(status.started),
-        "finishTime": legacy_time(status.ended) if status.state.is_final else None,
+        "addTime": offline_local_time(status.created or row.created_at),
+        "startTime": offline_local_time(status.started),
+        "finishTime": offline_local_time(status.ended) if status.state.is_final else None,
     }
     if mapped is TaskStatus.ERROR:
-        answer["message"] = _reason(status)
+        answer["message"] = service.failure_reason(status)
     return answer
-
-
-def _reason(status: JobStatus) -> str:
-    detail = (status.message or status.state_name or "").strip()
-    detail = detail.removeprefix(_EXCEPTION_PREFIX)
-    prefix = REASON_PREFIX.get(status.state, status.state.value.lower())
-    return f"{prefix}: {detail}" if detail and not detail.lower().startswith(prefix) else detail or prefix
-
-
-def _discard(gateway: JobGateway, task_id: int, block: str | None) -> None:
-    """Undo a submission that did not reach Prefect, so no secret or dangling id stays behind."""
-    try:
-        if block:
-            gateway.delete_secret(block)
-    except Exception as exc:
-        log.error("task %s: could not delete its secret block (%s)", task_id, type(exc).__name__)
-    with session_scope() as session:
-        stored = session.get(OfflineTask, task_id)
-        if stored is not None:
-            session.delete(stored)
-
-
-def _cancelled_before_start(gateway: JobGateway, row: OfflineTask, status: JobStatus) -> None:
-    try:
-        if row.secret_block:
-            gateway.delete_secret(row.secret_block)
-    except Exception as exc:
-        log.error("task %s: could not delete its secret block (%s)", row.id, type(exc).__name__)
-    if claim_failure_notice(row.id):
-        report = TaskReport(
-            task_id=row.id,
-            algorithm=row.algorithm,
-            status="ERROR (cancelled)",
-            reason=_reason(status),
-            add_time=status.created or row.created_at,
-            start_time=status.started,
-            finish_time=status.ended,
-        )
-        send_task_mail(report, row.email)
-
-
-def _input_name(path: str | None) -> str | None:
-    """The input's last path component (CEPH `bucket#dir/file`: `file`), for the flow-run name."""
-    if not path:
-        return None
-    return path.replace("#", "/").rstrip("/").rsplit("/", 1)[-1] or None

@@ -13,13 +13,15 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import Envelope, register_envelope
 from api_bridge.gateway import JobGateway, JobNotFound, JobState, get_gateway
-from api_bridge.requests import BadBody, Body, BodyTooLarge, read_body, save_upload
+from api_bridge.requests import BadBody, Body, BodyTooLarge, canonical_uuid, read_body, save_upload
+from api_bridge.responses import stored_file
+from api_bridge.routers.traffic import service
 from api_bridge.routers.traffic.codes import (
     API,
     BOUNDS_FILE,
@@ -46,8 +48,7 @@ from api_bridge.routers.traffic.codes import (
 )
 from api_bridge.run_names import run_name
 from flowbridge.settings import get_settings
-from storage.filesystems import Storage, UnsafePathError, get_storage, safe_part
-from storage.jobs import JobRun
+from storage.filesystems import UnsafePathError, get_storage, safe_part
 
 router = APIRouter(tags=["000 traffic forecast"])
 log = logging.getLogger("flowbridge.traffic")
@@ -101,18 +102,6 @@ register_envelope(
 )
 
 
-def _upload_path(storage: Storage, work_id: str) -> str:
-    return storage.upload_path(API, work_id, f"{work_id}.csv")
-
-
-def _canonical(work_id: str) -> str | None:
-    """The dashed lowercase form of a UUID work_id, or None when it is not one."""
-    try:
-        return str(uuid.UUID(work_id.strip()))
-    except (ValueError, AttributeError):
-        return None
-
-
 async def _params(request: Request) -> Body:
     return await read_body(request, max_bytes=SMALL_BODY, max_files=0)
 
@@ -156,7 +145,7 @@ async def upload_file(request: Request) -> JSONResponse:
             )
         work_id = str(uuid.uuid4())
         storage = get_storage()
-        size = await run_in_threadpool(save_upload, upload, storage, _upload_path(storage, work_id))
+        size = await run_in_threadpool(save_upload, upload, storage, service.upload_path(storage, work_id))
         log.info("upload %s: %s (%d bytes)", work_id, upload.filename, size)
         return _ret(UploadRet.OK, work_id=work_id, file_url=f"static/upload/{work_id}.csv")
     finally:
@@ -178,14 +167,14 @@ async def get_flow(request: Request) -> JSONResponse:
         body = await _params(request)
     except (BadBody, BodyTooLarge) as exc:
         return _ret(StartRet.BAD_WORK_ID, msg=str(exc))
-    work_id = _canonical(body.fields.get("work_id", ""))
+    work_id = canonical_uuid(body.fields.get("work_id", ""))
     storage = get_storage()
     if work_id is None:
         return _ret(StartRet.BAD_WORK_ID, msg="work_id is missing or is not a UUID")
-    upload_id = await run_in_threadpool(_resolve_upload, get_gateway(), storage, work_id)
+    upload_id = await run_in_threadpool(service.resolve_upload, get_gateway(), storage, work_id)
     if upload_id is None:
         return _ret(StartRet.BAD_WORK_ID, msg=f"no uploaded file has work_id {work_id}")
-    problem = await run_in_threadpool(_quick_check, storage, _upload_path(storage, upload_id))
+    problem = await run_in_threadpool(service.quick_check, storage, upload_id)
     if problem:
         return _ret(StartRet.BAD_FILE, msg=problem)
     from flows.traffic.forecast import TrafficForecastParams
@@ -194,7 +183,7 @@ async def get_flow(request: Request) -> JSONResponse:
         k: body.fields[k] for k in ("horizon", "interval_level", "holiday_country") if body.fields.get(k)
     }
     try:
-        params = TrafficForecastParams(input_path=f"uploads/{API}/{upload_id}/{upload_id}.csv", **options)
+        params = TrafficForecastParams(input_path=service.upload_input_path(upload_id), **options)
     except ValidationError as exc:
         names = ", ".join(str(e["loc"][0]) for e in exc.errors())
         return _ret(StartRet.BAD_FILE, msg=f"invalid forecast parameter(s): {names}")
@@ -214,38 +203,6 @@ async def get_flow(request: Request) -> JSONResponse:
         log.exception("get_flow %s: submission failed", upload_id)
         return _ret(StartRet.SERVER_ERROR, msg=f"服务器异常: could not start the job ({type(exc).__name__})")
     return _ret(StartRet.OK, work_id=run_work_id, download_url=f"static/download/{run_work_id}.csv")
-
-
-def _resolve_upload(gateway: JobGateway, storage: Storage, work_id: str) -> str | None:
-    """An upload id, from the upload's own work_id or from the work_id of a run started on it."""
-    if storage.exists(_upload_path(storage, work_id)):
-        return work_id
-    job = gateway.find(API, work_id)
-    return job.parent_id if job else None
-
-
-def _quick_check(storage: Storage, path: str) -> str | None:
-    """Reject what is certainly not a CSV before starting a job; the flow validates the rest."""
-    if storage.size(path) == 0:
-        return "告警文件不符合要求: the uploaded file is empty"
-    with storage.open(path, "rb") as handle:
-        head = handle.read(8192)
-    if b"\x00" in head:
-        return "告警文件不符合要求: the uploaded file is binary, not a CSV"
-    try:
-        head.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # a multi-byte character cut at the end of the sample is fine
-            try:
-                head.decode("gb18030")
-            except UnicodeDecodeError:
-                return "告警文件不符合要求: the uploaded file is not UTF-8 or GB18030 text"
-    return None
-
-
-def _find_job(gateway: JobGateway, any_id: str) -> JobRun | None:
-    canonical = _canonical(any_id)
-    return gateway.find(API, canonical) if canonical else None
 
 
 @router.post(
@@ -274,7 +231,7 @@ def _progress(gateway: JobGateway, work_id: str, *, blocking: bool = True) -> JS
     """The progress answer; with `blocking=False`, None whenever it would need the database, Prefect or
     storage."""
     if blocking:
-        job = _find_job(gateway, work_id)
+        job = service.find_job(gateway, work_id)
         if job is None:
             missing = f"不存在进度文件: no job has work_id {work_id!r}"
             return _ret(ProgressRet.FAILED, process="0%", msg=missing)
@@ -284,7 +241,7 @@ def _progress(gateway: JobGateway, work_id: str, *, blocking: bool = True) -> JS
             gone = "the job's flow run no longer exists; upload again"
             return _ret(ProgressRet.FAILED, process="0%", msg=gone)
     else:
-        canonical = _canonical(work_id)
+        canonical = canonical_uuid(work_id)
         job = gateway.known_job(API, canonical) if canonical else None
         status = gateway.peek_status(job.flow_run_id) if job else None
         if job is None or status is None:
@@ -320,25 +277,17 @@ async def get_download_resu(request: Request) -> Response:
 
 
 def _download(gateway: JobGateway, work_id: str, name: str) -> Response:
-    job = _find_job(gateway, work_id)
+    job = service.find_job(gateway, work_id)
     if job is None:
         return _ret(DownloadRet.BAD_WORK_ID, msg=f"workID错误: no job has work_id {work_id!r}")
     storage = get_storage()
-    path = storage.run_path(job.flow_run_id, name)
-    if gateway.status(job.flow_run_id).state is not JobState.COMPLETED or not storage.exists(path):
+    path = service.finished_result(gateway, storage, job, name)
+    if path is None:
         return _ret(
             DownloadRet.BAD_WORK_ID, msg="workID错误: the forecast is not ready (poll get_resu_process)"
         )
     filename = f"{job.legacy_id}.csv" if name == FORECAST_FILE else f"{job.legacy_id}_bounds.csv"
-    return _file_response(storage, path, filename)
-
-
-def _file_response(storage: Storage, path: str, filename: str) -> Response:
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    local = storage.local_path(path)
-    if local:
-        return FileResponse(local, media_type="text/csv", filename=filename)
-    return StreamingResponse(storage.iter_chunks(path), media_type="text/csv", headers=headers)
+    return stored_file(storage, path, filename, "text/csv")
 
 
 _FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -363,11 +312,12 @@ def _static_upload(filename: str) -> Response:
         name = safe_part(filename)
     except UnsafePathError:
         return JSONResponse({"ret": UploadRet.UNKNOWN, "msg": "invalid file name"}, status_code=403)
-    work_id = _canonical(name.removesuffix(".csv"))
+    work_id = canonical_uuid(name.removesuffix(".csv"))
     storage = get_storage()
-    if work_id is None or not storage.exists(_upload_path(storage, work_id)):
+    if work_id is None or not storage.exists(service.upload_path(storage, work_id)):
         return JSONResponse({"ret": UploadRet.UNKNOWN, "msg": f"no upload named {name}"}, status_code=404)
-    return _file_response(storage, _upload_path(storage, work_id), f"{work_id}.csv")
+    path = service.upload_path(storage, work_id)
+    return stored_file(storage, path, service.upload_name(work_id), "text/csv")
 
 
 @router.get(

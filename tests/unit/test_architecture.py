@@ -2,9 +2,9 @@
 reads process metrics or joins a storage path; that work lives in storage/<service>/repository.py, the
 service's api_bridge/routers/<service>/service.py and storage/filesystems.py.
 
-Scoped for now to the offline (001), DataFlow (004) and traffic (000) routers; the GasFlux and MRMS routers
-get the same check in their own tests/unit/test_architecture_<service>.py as they are thinned. Checked on
-the syntax tree, so a word in a docstring or a message does not count, and an aliased import does.
+Checked for all five routers, on the syntax tree, so a word in a docstring or a message does not count,
+and an aliased import does. tests/unit/gasflux|mrms/test_architecture_<service>.py add service-specific
+checks (no hand-built storage paths in the MRMS flows and tasks, no compensation in endpoints).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKED_SERVICES = ("offline", "dataflow", "traffic")
+CHECKED_SERVICES = ("traffic", "offline", "gasflux", "mrms", "dataflow")
 FORBIDDEN_NAMES = {"session_scope", "select", "psutil"}
 FORBIDDEN_JOINS = {("os.path", "join"), ("posixpath", "join")}
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -22,7 +21,7 @@ from urllib.parse import quote
 
 from api_bridge.cache import RefreshingCache
 from api_bridge.gateway import JobGateway, JobNotFound, JobState, JobStatus
-from api_bridge.requests import save_upload
+from api_bridge.requests import canonical_uuid, save_upload
 from api_bridge.routers.gasflux.codes import (
     ACTIVE,
     API,
@@ -84,13 +83,6 @@ def _epoch(value: datetime | None) -> float | None:
     return round(value.timestamp(), 3) if value else None
 
 
-def _canonical(task_id: str) -> str | None:
-    try:
-        return str(uuid.UUID(task_id.strip()))
-    except (ValueError, AttributeError):
-        return None
-
-
 def _read_row(canonical: str) -> GasfluxTask:
     row = repository.get_task(canonical)
     if row is None:
@@ -109,7 +101,7 @@ _ROWS: RefreshingCache[str, GasfluxTask] = RefreshingCache(
 
 def find_task(task_id: str) -> GasfluxTask | None:
     """The task's row (a client's id in any UUID spelling), or None."""
-    canonical = _canonical(task_id)
+    canonical = canonical_uuid(task_id)
     if canonical is None:
         return None
     try:
@@ -120,7 +112,7 @@ def find_task(task_id: str) -> GasfluxTask | None:
 
 def _known_row(task_id: str) -> GasfluxTask | None:
     """The task's row without touching the database (see api_bridge/cache.py), else None."""
-    canonical = _canonical(task_id)
+    canonical = canonical_uuid(task_id)
     return _ROWS.peek(canonical) if canonical else None
 
 
@@ -200,7 +192,7 @@ def _summary_known(status: JobStatus) -> bool:
     return status.state is not JobState.COMPLETED or bool(summary and summary.get("files"))
 
 
-def _describe(gateway: JobGateway, row: GasfluxTask, status: JobStatus) -> dict[str, Any]:
+def _task_answer(gateway: JobGateway, row: GasfluxTask, status: JobStatus) -> dict[str, Any]:
     """The document's task object for GET /task."""
     task_status = status_of(status)
     data: dict[str, Any] = {
@@ -251,7 +243,7 @@ def describe_task(gateway: JobGateway, task_id: str, *, blocking: bool = True) -
         status = gateway.peek_status(row.flow_run_id) if row else None
         if row is None or status is None or not _summary_known(status):
             return None
-        return _describe(gateway, row, status)
+        return _task_answer(gateway, row, status)
     row = find_task(task_id)
     if row is None:
         raise TaskNotFound(task_id)
@@ -259,7 +251,7 @@ def describe_task(gateway: JobGateway, task_id: str, *, blocking: bool = True) -
         status = gateway.status(row.flow_run_id)
     except JobNotFound:
         raise TaskNotFound(task_id) from None
-    return _describe(gateway, row, status)
+    return _task_answer(gateway, row, status)
 
 
 def _statuses(gateway: JobGateway, run_ids: list[str]) -> dict[str, JobStatus]:

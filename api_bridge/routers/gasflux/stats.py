@@ -123,7 +123,7 @@ class _Limits:
     in_flight = 0
 
 
-def _status_of(exc: BaseException) -> int:
+def _http_status_of(exc: BaseException) -> int:
     if isinstance(exc, HTTPException):
         return exc.status_code
     if isinstance(exc, RequestValidationError):
@@ -160,7 +160,7 @@ def make_route_class(envelope: Envelope, busy: str, timeout: str) -> type[APIRou
                     status = response.status_code
                     return response
                 except BaseException as exc:
-                    status = _status_of(exc)
+                    status = _http_status_of(exc)
                     raise
                 finally:
                     elapsed = time.perf_counter() - started

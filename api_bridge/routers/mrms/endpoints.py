@@ -62,7 +62,7 @@ register_envelope("/mrms", _envelope)
 Handler = Callable[[dict[str, str]], Any]
 
 
-def _answer(value: Any) -> Response:
+def _legacy_response(value: Any) -> Response:
     if isinstance(value, Response):
         return value
     if isinstance(value, list | dict):
@@ -85,7 +85,7 @@ async def _serve(request: Request, method: str, handler: Handler) -> Response:
         return _error(endpoint, f"{type(exc).__name__}: {exc}"[:200])
     try:
         check_text(body.fields)
-        return _answer(await run_in_threadpool(handler, body.fields))
+        return _legacy_response(await run_in_threadpool(handler, body.fields))
     except RecordError as exc:
         return _error(endpoint, str(exc))
 
@@ -451,7 +451,7 @@ async def dataset_upload(request: Request) -> Response:
     except (BadBody, BodyTooLarge, ValueError, RecursionError) as exc:
         return _error("/mrms/dataset_upload", f"{type(exc).__name__}: {exc}"[:200])
     try:
-        return _answer(await run_in_threadpool(_store_dataset, body))
+        return _legacy_response(await run_in_threadpool(_store_dataset, body))
     except (RecordError, UnsafePathError) as exc:
         return _error("/mrms/dataset_upload", str(exc))
     finally:

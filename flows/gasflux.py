@@ -33,6 +33,9 @@ from storage.filesystems import get_storage
 from tasks import gasflux_pipeline as pipeline
 from tasks.gasflux_config import GasFluxInputError
 from tasks.progress import Progress
+from tasks.timeouts import run_step
+
+STEP_LIMIT = "gasflux_step_timeout_seconds"
 
 STAGES = list(pipeline.STAGES)
 STAGE_MESSAGES: dict[str, str] = {
@@ -58,7 +61,7 @@ def _not_input_error(_task: Any, _run: Any, state: Any) -> bool:
     """Retry transient failures (storage, memory) but never a bad upload or config."""
     try:
         state.result()
-    except GasFluxInputError:
+    except (GasFluxInputError, TimeoutError):  # a step past its timeout would only time out again
         return False
     except Exception:
         return True
@@ -165,15 +168,15 @@ def gasflux(input_path: str, config_path: str | None = None, job_id: str | None 
     stage = STAGES[0]
     try:
         progress.stage(stage, STAGE_MESSAGES[stage])
-        state = data_validation(params.input_path, params.config_path, work_dir)
+        state = run_step(data_validation, STEP_LIMIT, params.input_path, params.config_path, work_dir)
         for stage, step in zip(
             STAGES[1:4], (background_correction, flux_calculation, spatial_interpolation), strict=True
         ):
             progress.stage(stage, STAGE_MESSAGES[stage])
-            state = step(state)
+            state = run_step(step, STEP_LIMIT, state)
         stage = STAGES[4]
         progress.stage(stage, STAGE_MESSAGES[stage])
-        written = report_generation(state, run_id, work_dir)
+        written = run_step(report_generation, STEP_LIMIT, state, run_id, work_dir)
     except BaseException as exc:
         failure = _failure(exc, stage)
         storage.write_summary(run_id, {"job_id": label, **failure})

@@ -25,6 +25,9 @@ from storage.filesystems import get_storage
 from storage.models.offline import cancel_requested
 from tasks.progress import Progress
 from tasks.remote_io import StagedInput, check_output, publish_output, remove_staged_input, stage_input
+from tasks.timeouts import run_step
+
+REMOTE_LIMIT = "remote_io_timeout_seconds"  # per attempt of each HDFS/CEPH step
 
 STAGES = ["check_output", "stage_input", "run_algorithm", "write_output"]
 CANCELLED_BEFORE_START = "cancelled by the client before it started"
@@ -162,9 +165,9 @@ def offline_task(
     warm.start()
 
     progress.stage("check_output", "checking the output folder")
-    target = _retrying(check_output)(p.task_id, p.output_info, p.credentials)
+    target = run_step(_retrying(check_output), REMOTE_LIMIT, p.task_id, p.output_info, p.credentials)
     progress.stage("stage_input", "copying the input")
-    staged = _retrying(stage_input)(p.task_id, p.input_info, p.credentials)
+    staged = run_step(_retrying(stage_input), REMOTE_LIMIT, p.task_id, p.input_info, p.credentials)
 
     progress.stage("run_algorithm", f"running {p.algorithm}")
     arguments = {**p.params, job.input_parameter: input_argument(job, staged)}
@@ -176,7 +179,9 @@ def offline_task(
     logger.info("%s finished as flow run %s", p.algorithm, child_run)
 
     progress.stage("write_output", "writing the result files")
-    written = _retrying(publish_output)(p.task_id, child_run, p.output_info, p.credentials)
+    written = run_step(
+        _retrying(publish_output), REMOTE_LIMIT, p.task_id, child_run, p.output_info, p.credentials
+    )
     summary = {
         "taskId": p.task_id,
         "algorithm": p.algorithm,

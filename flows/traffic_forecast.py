@@ -20,6 +20,7 @@ from flowbridge.settings import get_settings
 from storage.filesystems import get_storage
 from tasks.forecasting import ForecastConfig, forecast
 from tasks.progress import Progress
+from tasks.timeouts import run_step
 from tasks.traffic_data import TrafficDataError, load_traffic_csv, series_from_csv, series_to_csv
 
 STAGES = ["validate", "backtest_and_fit", "write_forecast"]
@@ -133,7 +134,7 @@ def traffic_forecast(
         "interval_level": params.interval_level,
         "holiday_country": params.holiday_country,
     }
-    metrics = forecast_series(run_id, config, progress)
+    metrics = run_step(forecast_series, "forecast_timeout_seconds", run_id, config, progress)
     progress.stage("write_forecast", "writing the result")
     result = {
         "input": summary,

@@ -78,6 +78,10 @@ def release_crashed(flow: Any, flow_run: Any, state: Any) -> None:
 class DataflowSlot:
     """The slot of one dataflow, taken on a background thread and held until `release`.
 
+    A top-level run needs it; a child running as its parent's subflow takes it when it is free (so a
+    top-level run of the child is refused meanwhile, as before) but goes on when it is not, because the
+    parent's run must not fail for a child being run on its own.
+
     `claim` is resolved once the slot is held (None) or refused (DataflowBusy): the run overlaps the
     acquisition with loading the dataflow and writes nothing before it has passed.
     """
@@ -88,9 +92,12 @@ class DataflowSlot:
         run_key: str | None,
         flow_run_id: UUID | str | None,
         prepare: Callable[[], None] | None = None,
+        *,
+        optional: bool = False,
     ) -> None:
         self.dataflow_id = dataflow_id
         self.prepare = prepare
+        self.optional = optional  # a child's subflow: takes the slot when free, runs anyway when not
         self.name = limit_name(dataflow_id, run_key)
         self.flow_run_id = flow_run_id
         self.lease_seconds = max(MIN_LEASE_SECONDS, get_settings().dataflow_lease_seconds)
@@ -122,7 +129,13 @@ class DataflowSlot:
             if self.prepare is not None:
                 self.prepare()
             with get_client(sync_client=True) as client:
-                lease_id = self._acquire(client)
+                try:
+                    lease_id = self._acquire(client)
+                except DataflowBusy:
+                    if not self.optional:
+                        raise
+                    self.claim.set_result(None)
+                    return
                 try:
                     if self.flow_run_id is not None:
                         client.update_flow_run_labels(

@@ -326,7 +326,13 @@ def dataflow_child(
     run_key: str | None = None,
 ) -> dict[str, Any]:
     """A child dataflow: receives the parent's run variables, not its config overrides."""
-    return run_dataflow(dataflow_id, variables, tuple(ancestry), run_key=run_key)
+    slot = DataflowSlot(dataflow_id, run_key, flow_run.get_id(), optional=True).start(
+        contextvars.copy_context().run
+    )
+    try:
+        return run_dataflow(dataflow_id, variables, tuple(ancestry), run_key=run_key)
+    finally:
+        slot.release()
 
 
 @flow(name="dataflow-run", on_crashed=[release_crashed])

@@ -161,11 +161,9 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
         conflict = next(a for a in answers if a["code"] == 409)
         assert "正在执行" in conflict["message"]  # the legacy answer, as before
 
-        until(
-            lambda: active_slots(flow["id"]) == 1,
-            60,
-            f"the run holding the dataflow's slot ({status(bridge, flow['id'])})",
-        )
+        # a busy machine may keep the run pending for a while: its slot is taken once it runs
+        until(lambda: status(bridge, flow["id"])["status"] == "running", 120, "the run started")
+        until(lambda: active_slots(flow["id"]) == 1, 10, "the run holding the dataflow's slot", every=0.1)
         # a run the bridge never saw (as a cron schedule starts one) is refused by the limit itself
         from prefect.deployments import run_deployment
         from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -177,7 +175,7 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
             intruder = run_deployment(
                 job.deployment_name,
                 parameters={"dataflow_id": flow["id"], "run_key": _run_key(flow["id"])},
-                timeout=60,
+                timeout=120,
             )
         assert intruder.state is not None and intruder.state.is_failed(), intruder.state
         assert "is already running" in (intruder.state.message or "")
@@ -205,7 +203,8 @@ def test_a_killed_run_gives_its_slot_back(bridge: httpx.Client, own_stack: Stack
 
     flow = slow_dataflow(bridge, own_stack, tmp_path, STEP_TIMEOUT - 2)
     assert execute(bridge, flow["id"])["code"] == 200
-    until(lambda: active_slots(flow["id"]) == 1, 30, "the run holding the dataflow's slot")
+    until(lambda: status(bridge, flow["id"])["status"] == "running", 120, "the run started")
+    until(lambda: active_slots(flow["id"]) == 1, 10, "the run holding the dataflow's slot", every=0.1)
     (run,) = flow_runs(flow["id"])
     pids = until(lambda: run_process_ids(str(run.id)), 10, "the run's process")
     killed = time.monotonic()
@@ -214,8 +213,9 @@ def test_a_killed_run_gives_its_slot_back(bridge: httpx.Client, own_stack: Stack
     final = wait_final(bridge, flow["id"], timeout=60)
     assert final["status"] == "failed" and final["error_message"], final
     # the runner's on_crashed hook frees it at once, long before the 60 s lease would expire
-    until(lambda: active_slots(flow["id"]) == 0, 20, "the crashed run's slot given back")
-    assert time.monotonic() - killed < 40
+    freed = until(lambda: active_slots(flow["id"]) == 0, 30, "the crashed run's slot given back")
+    print(f"slot free {time.monotonic() - killed:.1f} s after the SIGKILL")  # measured for the README
+    assert freed and time.monotonic() - killed < 40  # well before the 60 s lease would have expired
     assert execute(bridge, flow["id"])["code"] == 200
     assert wait_final(bridge, flow["id"])["status"] == "completed"
 

@@ -10,6 +10,7 @@ cancellation (cancellation and crash hooks run in the runner, which outlives the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -76,15 +77,12 @@ def _cleanup(parameters: dict[str, Any]) -> None:
 
 
 def _delete_secret_block(name: str) -> None:
-    from prefect.client.orchestration import get_client
+    """Prefect's Secret block API; a block already gone (the bridge deleted it) is fine."""
+    from prefect.blocks.system import Secret
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            document = client.read_block_document_by_name(name, "secret", include_secrets=False)
-            client.delete_block_document(document.id)
-        except ObjectNotFound:
-            return
+    with contextlib.suppress(ObjectNotFound, ValueError):  # ValueError: "Unable to find block document"
+        Secret.delete(name)
 
 
 def _notify(flow_run: Any, state: Any) -> None:

@@ -25,7 +25,7 @@ from tests.support.stack import StackInfo, TestStack, extra_bridge
 
 pytestmark = pytest.mark.e2e
 BASE = "/api/data-flow"
-STEP_TIMEOUT = 8  # seconds: FLOWBRIDGE_DATAFLOW_STEP_TIMEOUT_SECONDS of this module's stack
+STEP_TIMEOUT = 15  # seconds: FLOWBRIDGE_DATAFLOW_STEP_TIMEOUT_SECONDS of this module's stack
 T = TypeVar("T")
 
 
@@ -145,7 +145,7 @@ def flow_runs(dataflow_id: int) -> list[Any]:
 def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
     bridge: httpx.Client, own_stack: StackInfo, tmp_path: Path
 ) -> None:
-    flow = slow_dataflow(bridge, own_stack, tmp_path, 4)
+    flow = slow_dataflow(bridge, own_stack, tmp_path, STEP_TIMEOUT - 3)
     with extra_bridge(own_stack) as other, httpx.Client(base_url=other.url, timeout=60) as second:
         clients = [bridge, second] * 4
         barrier = threading.Barrier(len(clients))
@@ -177,6 +177,10 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
                 parameters={"dataflow_id": flow["id"], "run_key": _run_key(flow["id"])},
                 timeout=120,
             )
+        holder = next(r for r in flow_runs(flow["id"]) if r.id != intruder.id)
+        assert intruder.start_time and holder.state and not holder.state.is_final(), (
+            "the intruder ran after the holder ended: the machine was too slow for this test"
+        )
         assert intruder.state is not None and intruder.state.is_failed(), intruder.state
         assert "is already running" in (intruder.state.message or "")
         assert "this run is skipped" in (intruder.state.message or "")

@@ -178,7 +178,7 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
                 timeout=120,
             )
         holder = next(r for r in flow_runs(flow["id"]) if r.id != intruder.id)
-        assert intruder.start_time and holder.state and not holder.state.is_final(), (
+        assert intruder.start_time and (holder.end_time is None or intruder.start_time < holder.end_time), (
             "the intruder ran after the holder ended: the machine was too slow for this test"
         )
         assert intruder.state is not None and intruder.state.is_failed(), intruder.state

@@ -15,9 +15,10 @@ FLOWBRIDGE_OPENLINEAGE_URL is set.
 Cheap bookkeeping (bench/dataflow_pipeline.py, issue 6): the one-run-at-a-time claim (taking the
 dataflow's Prefect concurrency slot, flows/dataflow_limit.py) runs on a background thread while the
 dataflow is loaded and its source read, and is awaited before anything is written (children, target);
-the graph store is opened beside the load; progress artifact calls go out on one background thread (latest state wins), so a step never waits on the Prefect API; the lineage
-write at the end overlaps the last progress update. What the run would import lazily is imported with
-this module, which the runner loads before it moves the run to RUNNING.
+the graph store is opened beside the load; progress artifact calls go out on one background thread
+(latest state wins), so a step never waits on the Prefect API; the lineage write at the end overlaps the
+last progress update. What the run would import lazily is imported with this module, which the runner
+loads before it moves the run to RUNNING.
 """
 
 from __future__ import annotations

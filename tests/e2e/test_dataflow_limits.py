@@ -66,13 +66,14 @@ def until(check: Callable[[], T], timeout: float, what: str, every: float = 0.3)
     raise AssertionError(f"not seen within {timeout} s: {what}")
 
 
-def slow_dataflow(client: httpx.Client, stack: StackInfo, tmp_path: Path, seconds: float) -> dict[str, Any]:
+def slow_dataflow(
+    client: httpx.Client, stack: StackInfo, tmp_path: Path, seconds: float, *, joins: int = 0
+) -> dict[str, Any]:
+    """A dataflow whose source (and each of `joins` joined sources) sleeps `seconds` in PostgreSQL."""
+    sleeper = {"type": "postgresql", "url": stack.database_url, "query": f"SELECT pg_sleep({seconds}) AS x"}
     config = {
-        "source": {
-            "type": "postgresql",
-            "url": stack.database_url,
-            "query": f"SELECT pg_sleep({seconds}) AS x",
-        },
+        "source": sleeper,
+        "transforms": [{"type": "join", "source": sleeper, "on": "x"} for _ in range(joins)],
         "target": {"type": "csv", "path": str(tmp_path / f"out-{time.monotonic_ns()}.csv")},
     }
     answer = client.post(
@@ -150,7 +151,10 @@ def flow_runs(dataflow_id: int) -> list[Any]:
 def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
     bridge: httpx.Client, own_stack: StackInfo, tmp_path: Path
 ) -> None:
-    flow = slow_dataflow(bridge, own_stack, tmp_path, STEP_TIMEOUT - 3)
+    from flows.dataflow.run import dataflow_run  # imported now: on a busy machine it takes seconds
+
+    # each step stays under the step timeout; three of them hold the slot long enough to start a run beside
+    flow = slow_dataflow(bridge, own_stack, tmp_path, STEP_TIMEOUT - 3, joins=2)
     with extra_bridge(own_stack) as other, httpx.Client(base_url=other.url, timeout=60) as second:
         clients = [bridge, second] * 4
         barrier = threading.Barrier(len(clients))
@@ -173,8 +177,6 @@ def test_simultaneous_executes_on_two_bridges_start_one_run_that_holds_the_slot(
         # limit itself: run here, in this process, so it starts while the holder runs however busy the
         # machine is (a deployment run could wait in the runner's queue past the holder's end)
         from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        from flows.dataflow.run import dataflow_run
 
         with temporary_settings({PREFECT_API_URL: own_stack.prefect_api_url}):
             state = dataflow_run(dataflow_id=flow["id"], run_key=_run_key(flow["id"]), return_state=True)

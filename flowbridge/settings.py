@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # --- 000 traffic forecast ----------------------------------------------------------------------
     max_upload_bytes: int = Field(100 * 1024 * 1024, description="Largest traffic CSV upload, in bytes.")
     holiday_country: str = Field("CN", description="Default holiday calendar of traffic forecasts.")
+    forecast_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Longest traffic forecast backtest-and-fit (forecast_series) step."
+    )
 
     # --- 001 offline algorithm platform ------------------------------------------------------------
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
@@ -112,6 +115,9 @@ class Settings(BaseSettings):
         3, ge=1, le=10, description="Tries of an HDFS/CEPH step on transient errors (backoff between)."
     )
     smtp_timeout_seconds: float = Field(15.0, description="Connect/send timeout of a failure mail.")
+    remote_io_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Longest run of one HDFS/CEPH step (check, stage, publish); then it fails."
+    )
     offline_time_zone: str = Field(
         "Asia/Shanghai", description="Time zone of addTime/startTime/finishTime and of failure mails."
     )
@@ -122,6 +128,9 @@ class Settings(BaseSettings):
     mrms_validation_fraction: float = Field(0.2, gt=0, lt=1, description="Default validation split share.")
     mrms_estimators_per_step: int = Field(10, ge=1, description="Trees added per step by warm-start models.")
     mrms_metric_rows: int = Field(5_000, ge=100, description="Rows per split scored after each step.")
+    mrms_train_timeout_seconds: float = Field(
+        6 * 3600.0, gt=0, description="Longest MRMS training run (train_worker); then it fails."
+    )
     mrms_log_tail_lines: int = Field(50, ge=1, description="Lines per worker of get_learn_logs?tail=true.")
 
     # --- 004 DataFlow ------------------------------------------------------------------------------
@@ -131,6 +140,16 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL for create-script.")
     llm_model: str = Field("deepseek-chat", description="Model name for create-script.")
     llm_api_key: SecretStr | None = Field(None, description="API key for create-script.")
+    llm_timeout_seconds: float = Field(120.0, gt=0, description="Longest create-script LLM call.")
+    dataflow_step_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Longest run of one DataFlow step (source, transform, target)."
+    )
+    dataflow_lease_seconds: int = Field(
+        60,
+        ge=60,
+        description="Lease of a running dataflow's concurrency slot, renewed while it runs: how long a "
+        "slot outlives a run whose runner died with it (Prefect's minimum is 60).",
+    )
     openlineage_url: str | None = Field(
         None,
         description="OpenLineage consumer (e.g. Marquez) base URL: DataFlow runs POST START and "
@@ -187,6 +206,12 @@ class Settings(BaseSettings):
     )
     gasflux_channel_timeout: int = Field(
         300, validation_alias=_gasflux("CHANNEL_TIMEOUT"), description="Shown by /config."
+    )
+    gasflux_step_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        validation_alias=AliasChoices("FLOWBRIDGE_GASFLUX_STEP_TIMEOUT_SECONDS"),
+        description="Longest run of one GasFlux step (validation, background, flux, kriging, report).",
     )
 
     @field_validator("gasflux_cors_origins", mode="before")

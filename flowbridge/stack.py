@@ -79,6 +79,12 @@ class EmbeddedStack:
                 "PREFECT_API_DATABASE_CONNECTION_URL": s.effective_prefect_database_url,
                 "PREFECT_UI_API_URL": self.prefect_api_url,
                 "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.5",
+                # concurrency leases (one run per dataflow) on disk: a restarted server keeps them, where
+                # the in-memory default forgets them and leaves their slots taken for good
+                "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": os.environ.get(
+                    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE",
+                    "prefect.server.concurrency.lease_storage.filesystem",
+                ),
                 "FLOWBRIDGE_DATA_DIR": str(s.data_dir),
                 "FLOWBRIDGE_STORAGE_URL": s.effective_storage_url,
                 "FLOWBRIDGE_DATABASE_URL": s.effective_database_url,

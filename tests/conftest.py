@@ -27,7 +27,12 @@ _shared: TestStack | None = None
 _services: TestServices | None = None
 
 # test paths that never use the shared stack: unit tests, and modules that start a stack of their own
-WITHOUT_SHARED_STACK = ("tests/unit", "tests/e2e/test_default_config.py", "tests/e2e/test_scale_out.py")
+WITHOUT_SHARED_STACK = (
+    "tests/unit",
+    "tests/e2e/test_default_config.py",
+    "tests/e2e/test_scale_out.py",
+    "tests/e2e/test_dataflow_limits.py",
+)
 
 
 def _wants_stack(config: pytest.Config) -> bool:

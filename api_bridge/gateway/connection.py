@@ -12,7 +12,7 @@ import httpx
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.context import SettingsContext, get_settings_context
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES
 from prefect.settings import Settings as PrefectSettings
 
 from api_bridge.cache import RefreshingCache
@@ -95,7 +95,12 @@ class PrefectConnection:
     @functools.cached_property
     def _prefect_settings(self) -> PrefectSettings:
         retries = max(0, self.settings.submit_attempts - 1)
-        return self._prefect_context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: retries})
+        # the API URL too: Prefect's block API (secrets) makes its own client from the settings context
+        updates = {
+            PREFECT_CLIENT_MAX_RETRIES: retries,
+            PREFECT_API_URL: self.settings.effective_prefect_api_url,
+        }
+        return self._prefect_context.settings.copy_with_update(updates=updates)
 
     def _read_status(self, run_id: UUID) -> JobStatus:
         raise NotImplementedError  # the runs part reads statuses

@@ -12,12 +12,13 @@ run, success or failure (a child's too, as its own), leaves a (:Run) node and RE
 edges in the graph store, and sends OpenLineage START and COMPLETE/FAIL events when
 FLOWBRIDGE_OPENLINEAGE_URL is set.
 
-Cheap bookkeeping (bench/dataflow_pipeline.py, issue 6): the one-run-at-a-time claim runs on a
-background thread while the dataflow is loaded and its source read, and is awaited before anything is
-written (children, target); the graph store is opened beside the load; progress artifact calls go out
-on one background thread (latest state wins), so a step never waits on the Prefect API; the lineage
-write at the end overlaps the last progress update. What the run would import lazily is imported with
-this module, which the runner loads before it moves the run to RUNNING.
+Cheap bookkeeping (bench/dataflow_pipeline.py, issue 6): the one-run-at-a-time claim (taking the
+dataflow's Prefect concurrency slot, flows/dataflow/limit.py) runs on a background thread while the
+dataflow is loaded and its source read, and is awaited before anything is written (children, target);
+the graph store is opened beside the load; progress artifact calls go out on one background thread
+(latest state wins), so a step never waits on the Prefect API; the lineage write at the end overlaps the
+last progress update. What the run would import lazily is imported with this module, which the runner
+loads before it moves the run to RUNNING.
 """
 
 from __future__ import annotations
@@ -38,30 +39,26 @@ import prefect.utilities.visualization  # noqa: F401
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterId,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    FlowRunFilterTags,
-)
-from prefect.client.schemas.objects import StateType
 from prefect.context import TagsContext
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from flowbridge.settings import get_settings
+from flows.dataflow.limit import DataflowSlot, release_crashed
 from storage.dataflow.graph import RunRecord, get_graph
 from storage.dataflow.models import DataFlow
 from storage.metadata import normalize_url, session_scope
 from tasks import result_artifacts as artifacts
 from tasks.dataflow.artifacts import dataflow_artifacts
-from tasks.dataflow.config import PipelineConfigError, apply_params, lookup_tag, parse_pipeline, run_tags
+from tasks.dataflow.config import PipelineConfigError, apply_params, parse_pipeline, run_tags
 from tasks.dataflow.openlineage import EventType, emit, run_event
 from tasks.dataflow.steps import DataflowError, source_task, target_task, transform_task
 from tasks.progress import Progress
 from tasks.run_logs import flush_run_logs
+from tasks.timeouts import run_step
+
+STEP_LIMIT = "dataflow_step_timeout_seconds"  # each source, transform and target step (tasks/timeouts.py)
 
 
 def _preload_database_driver() -> None:
@@ -277,7 +274,7 @@ def _pipeline(
     claimed: Callable[[], None],
 ) -> dict[str, Any]:
     progress.stage("source", "reading the source")
-    source = source_task(pipeline.source, variables)
+    source = run_step(source_task, STEP_LIMIT, pipeline.source, variables)
     reads.extend(source.datasets)
     data = source.data
     del source  # hold one frame at a time, as a script would: a step's input is freed once it is done
@@ -289,19 +286,29 @@ def _pipeline(
         progress.stage(name, f"{step.type} on {len(data)} rows")
         joined = None
         if step.type == "join":
-            other = source_task.with_options(name=f"{name}_source", task_run_name=f"{name}_source")(
-                step.source, variables
+            other = run_step(
+                source_task.with_options(name=f"{name}_source", task_run_name=f"{name}_source"),
+                STEP_LIMIT,
+                step.source,
+                variables,
             )
             reads.extend(other.datasets)
             rows_read += len(other.data)
             joined = other.data
             del other
-        data = transform_task.with_options(name=name, task_run_name=name)(data, step, variables, joined)
+        data = run_step(
+            transform_task.with_options(name=name, task_run_name=name),
+            STEP_LIMIT,
+            data,
+            step,
+            variables,
+            joined,
+        )
         joined = None
         steps.append({"step": name, "kind": step.type, "rows_in": rows_in, "rows_out": len(data)})
     claimed()  # nothing is written before this run holds the dataflow
     progress.stage("target", f"writing {len(data)} rows")
-    rows_written, dataset = target_task(data, pipeline.target, variables)
+    rows_written, dataset = run_step(target_task, STEP_LIMIT, data, pipeline.target, variables)
     writes.append(dataset)
     steps.append(
         {"step": "target", "kind": pipeline.target.type, "rows_in": len(data), "rows_out": rows_written}
@@ -346,10 +353,16 @@ def dataflow_child(
     run_key: str | None = None,
 ) -> dict[str, Any]:
     """A child dataflow: receives the parent's run variables, not its config overrides."""
-    return run_dataflow(dataflow_id, variables, tuple(ancestry), run_key=run_key)
+    slot = DataflowSlot(dataflow_id, run_key, flow_run.get_id(), optional=True).start(
+        contextvars.copy_context().run
+    )
+    try:
+        return run_dataflow(dataflow_id, variables, tuple(ancestry), run_key=run_key)
+    finally:
+        slot.release()
 
 
-@flow(name="dataflow-run")
+@flow(name="dataflow-run", on_crashed=[release_crashed])
 def dataflow_run(
     dataflow_id: int,
     execution_id: str | None = None,
@@ -360,38 +373,28 @@ def dataflow_run(
     args = DataflowRunParams(
         dataflow_id=dataflow_id, execution_id=execution_id, params=params or {}, nonce=nonce, run_key=run_key
     )
-    claim = _in_background(_claim, args.dataflow_id, args.run_key)
+    slot = DataflowSlot(
+        args.dataflow_id, args.run_key, flow_run.get_id(), lambda: _claim(args.dataflow_id, args.run_key)
+    ).start(contextvars.copy_context().run)
     try:
-        return run_dataflow(args.dataflow_id, args.params, (), claim, args.run_key)
+        return run_dataflow(args.dataflow_id, args.params, (), slot.claim, args.run_key)
     finally:
-        _claim_error(claim)  # never leave the claim running past the run
+        slot.release()  # every ending: the process dying is flows/dataflow/limit.release_crashed's
 
 
 def _claim(dataflow_id: int, run_key: str | None) -> None:
-    """Tag this run as the dataflow's and refuse to run beside another running execution of it.
+    """Tag this run as the dataflow's, before it takes the dataflow's concurrency slot.
 
     Runs from execute-dataflow are already tagged and were refused (409) while another was pending or
     running; a run started by a cron schedule carries only the deployment's tags, so it tags itself here
-    (making the bridge answer 409 from now on) and fails if a run of the same dataflow is still running.
+    (making the bridge answer 409 from now on). Whether it may run beside another is the slot's to say
+    (flows/dataflow/limit.py): a Prefect global concurrency limit of 1, taken atomically by the server.
     """
-    tag = lookup_tag(dataflow_id, run_key)
     run_id = flow_run.get_id()
     if run_id is None:
         return
     tags = list(flow_run.get_tags() or [])
     missing = [t for t in run_tags(dataflow_id, run_key) if t not in tags]
-    with get_client(sync_client=True) as client:
-        if missing:
+    if missing:
+        with get_client(sync_client=True) as client:
             client.update_flow_run(run_id, tags=[*tags, *missing])
-        others = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[tag]),
-                id=FlowRunFilterId(not_any_=[run_id]),
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-            ),
-            limit=1,
-        )
-    if others:
-        raise DataflowError(
-            f"dataflow {dataflow_id} is already running (flow run {others[0].name}); this run is skipped"
-        )

@@ -36,6 +36,9 @@ from tasks.gasflux.config import GasFluxInputError
 from tasks.gasflux.log_file import gasflux_file_logger
 from tasks.progress import Progress
 from tasks.retries import retry_unless
+from tasks.timeouts import run_step
+
+STEP_LIMIT = "gasflux_step_timeout_seconds"
 
 STAGES = list(pipeline.STAGES)
 STAGE_MESSAGES: dict[str, str] = {
@@ -57,8 +60,9 @@ class GasfluxParams(BaseModel):
     job_id: str | None = Field(None, description="The GasFlux task id, for log lines (default: run id).")
 
 
-# retry transient failures (storage, memory) but never a bad upload or config
-_not_input_error = retry_unless(GasFluxInputError)
+# retry transient failures (storage, memory) but never a bad upload or config, nor a step past its
+# timeout (it would only time out again)
+_not_input_error = retry_unless(GasFluxInputError, TimeoutError)
 
 
 def _stage_task(name: str) -> Any:
@@ -161,15 +165,15 @@ def gasflux(input_path: str, config_path: str | None = None, job_id: str | None 
     stage = STAGES[0]
     try:
         progress.stage(stage, STAGE_MESSAGES[stage])
-        state = data_validation(params.input_path, params.config_path, work_dir)
+        state = run_step(data_validation, STEP_LIMIT, params.input_path, params.config_path, work_dir)
         for stage, step in zip(
             STAGES[1:4], (background_correction, flux_calculation, spatial_interpolation), strict=True
         ):
             progress.stage(stage, STAGE_MESSAGES[stage])
-            state = step(state)
+            state = run_step(step, STEP_LIMIT, state)
         stage = STAGES[4]
         progress.stage(stage, STAGE_MESSAGES[stage])
-        written = report_generation(state, run_id, work_dir)
+        written = run_step(report_generation, STEP_LIMIT, state, run_id, work_dir)
     except BaseException as exc:
         failure = _failure(exc, stage)
         storage.write_summary(run_id, {"job_id": label, **failure})

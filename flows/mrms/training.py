@@ -43,6 +43,7 @@ from tasks.mrms.training import (
 )
 from tasks.progress import Progress
 from tasks.run_logs import flush_run_logs, start_log_flush
+from tasks.timeouts import run_step
 
 STAGES = ["prepare", "train", "export"]
 
@@ -229,7 +230,7 @@ def mrms_training(learn_hist_no: str) -> dict[str, Any]:
     try:
         progress.stage("prepare", "reading the dataset")
         try:
-            summary = train_worker(hist_no, run_id, progress)
+            summary = run_step(train_worker, "mrms_train_timeout_seconds", hist_no, run_id, progress)
         except records.ForeignRun:
             raise  # another run's history: leave it alone
         except Exception as exc:

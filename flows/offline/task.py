@@ -10,6 +10,7 @@ cancellation (cancellation and crash hooks run in the runner, which outlives the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -34,6 +35,9 @@ from tasks.offline.remote_io import (
     stage_input,
 )
 from tasks.progress import Progress
+from tasks.timeouts import run_step
+
+REMOTE_LIMIT = "remote_io_timeout_seconds"  # per attempt of each HDFS/CEPH step
 
 STAGES = ["check_output", "stage_input", "run_algorithm", "write_output"]
 CANCELLED_BEFORE_START = "cancelled by the client before it started"
@@ -82,15 +86,12 @@ def _cleanup(parameters: dict[str, Any]) -> None:
 
 
 def _delete_secret_block(name: str) -> None:
-    from prefect.client.orchestration import get_client
+    """Prefect's Secret block API; a block already gone (the bridge deleted it) is fine."""
+    from prefect.blocks.system import Secret
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            document = client.read_block_document_by_name(name, "secret", include_secrets=False)
-            client.delete_block_document(document.id)
-        except ObjectNotFound:
-            return
+    with contextlib.suppress(ObjectNotFound, ValueError):  # ValueError: "Unable to find block document"
+        Secret.delete(name)
 
 
 def _notify(flow_run: Any, state: Any) -> None:
@@ -171,9 +172,9 @@ def offline_task(
     warm.start()
 
     progress.stage("check_output", "checking the output folder")
-    target = _retrying(check_output)(p.task_id, p.output_info, p.credentials)
+    target = run_step(_retrying(check_output), REMOTE_LIMIT, p.task_id, p.output_info, p.credentials)
     progress.stage("stage_input", "copying the input")
-    staged = _retrying(stage_input)(p.task_id, p.input_info, p.credentials)
+    staged = run_step(_retrying(stage_input), REMOTE_LIMIT, p.task_id, p.input_info, p.credentials)
 
     progress.stage("run_algorithm", f"running {p.algorithm}")
     arguments = {**p.params, job.input_parameter: input_argument(job, staged)}
@@ -185,7 +186,9 @@ def offline_task(
     logger.info("%s finished as flow run %s", p.algorithm, child_run)
 
     progress.stage("write_output", "writing the result files")
-    written = _retrying(publish_output)(p.task_id, child_run, p.output_info, p.credentials)
+    written = run_step(
+        _retrying(publish_output), REMOTE_LIMIT, p.task_id, child_run, p.output_info, p.credentials
+    )
     summary = {
         "taskId": p.task_id,
         "algorithm": p.algorithm,

@@ -21,6 +21,7 @@ from storage.filesystems import get_storage
 from tasks import result_artifacts as artifacts
 from tasks.progress import Progress
 from tasks.retries import retry_unless
+from tasks.timeouts import run_step
 from tasks.traffic.artifacts import traffic_from_run
 from tasks.traffic.data import TrafficDataError, load_traffic_csv, series_from_csv, series_to_csv
 from tasks.traffic.forecasting import ForecastConfig, forecast
@@ -129,7 +130,7 @@ def traffic_forecast(
         "interval_level": params.interval_level,
         "holiday_country": params.holiday_country,
     }
-    metrics = forecast_series(run_id, config, progress)
+    metrics = run_step(forecast_series, "forecast_timeout_seconds", run_id, config, progress)
     progress.stage("write_forecast", "writing the result")
     result = {
         "input": summary,

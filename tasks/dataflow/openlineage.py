@@ -1,8 +1,10 @@
 """OpenLineage run events for dataflow runs, for Marquez or any other OpenLineage consumer.
 
 Sent only when FLOWBRIDGE_OPENLINEAGE_URL is set, to `<url>/api/v1/lineage` (the path of the reference
-HTTP transport). The graph store stays the record of lineage; an event that cannot be delivered is logged
-and never fails or slows a run for long (one attempt, short timeout).
+HTTP transport). Events are built with openlineage-python's model and serializer (its schema URLs,
+facet shapes and run-id check). The graph store stays the record of lineage; an event that cannot be
+delivered is logged and never fails or slows a run for long (one attempt, short timeout), which is why
+it is POSTed here rather than through the library's transport (its own retries and config file).
 
 Datasets follow OpenLineage's naming: a file is namespace `file` with its absolute path, an object store
 `s3://bucket` with the key, a database `postgres://host:port` with `database.table`.
@@ -18,16 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.facet_v2 import error_message_run, output_statistics_output_dataset
+from openlineage.client.serde import Serde
 
 PRODUCER = "https://github.com/flowbridge/flowbridge"
-SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
-ERROR_FACET_URL = (
-    "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
-)
-STATS_FACET_URL = (
-    "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json"
-    "#/$defs/OutputStatisticsOutputDatasetFacet"
-)
 NAMESPACE = "flowbridge"
 ENDPOINT = "/api/v1/lineage"
 _SCHEMES = {"postgresql": "postgres", "mysql+pymysql": "mysql"}
@@ -41,18 +38,23 @@ class EventType(StrEnum):
     FAIL = "FAIL"
 
 
-def dataset(identifier: str) -> dict[str, str]:
-    """An OpenLineage dataset from a graph-store dataset id (storage URL or `backend://host/db#table`)."""
+def _dataset_name(identifier: str) -> tuple[str, str]:
+    """(namespace, name) of a graph-store dataset id (storage URL or `backend://host/db#table`)."""
     location, _, table = identifier.partition("#")
     parts = urlsplit(location)
     scheme = _SCHEMES.get(parts.scheme, parts.scheme) or "file"
     if table:
         database = parts.path.strip("/")
-        name = f"{database}.{table}" if database else table
-        return {"namespace": f"{scheme}://{parts.netloc}", "name": name}
+        return f"{scheme}://{parts.netloc}", f"{database}.{table}" if database else table
     if scheme == "file":
-        return {"namespace": "file", "name": parts.path or location}
-    return {"namespace": f"{scheme}://{parts.netloc}", "name": parts.path.lstrip("/")}
+        return "file", parts.path or location
+    return f"{scheme}://{parts.netloc}", parts.path.lstrip("/")
+
+
+def dataset(identifier: str) -> dict[str, str]:
+    """An OpenLineage dataset from a graph-store dataset id, as it goes on the wire."""
+    namespace, name = _dataset_name(identifier)
+    return Serde.to_dict(InputDataset(namespace=namespace, name=name, facets=None, inputFacets=None))
 
 
 def run_uuid(run_id: str) -> str:
@@ -61,6 +63,49 @@ def run_uuid(run_id: str) -> str:
         return str(uuid.UUID(run_id))
     except ValueError:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"flowbridge:{run_id}"))
+
+
+def build_run_event(
+    event_type: EventType,
+    *,
+    run_id: str,
+    dataflow_id: int,
+    reads: list[str] | tuple[str, ...] = (),
+    writes: list[str] | tuple[str, ...] = (),
+    rows_written: int | None = None,
+    error: str | None = None,
+) -> RunEvent:
+    """The event as openlineage-python's model (which validates the run id and the event time)."""
+    facets: dict[str, Any] | None = None
+    if error:
+        facets = {
+            "errorMessage": error_message_run.ErrorMessageRunFacet(
+                message=error, programmingLanguage="python", producer=PRODUCER
+            )
+        }
+    outputs = []
+    for identifier in writes:
+        namespace, name = _dataset_name(identifier)
+        output_facets: dict[str, Any] | None = None
+        if rows_written is not None:
+            statistics = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                rowCount=rows_written, producer=PRODUCER
+            )
+            output_facets = {"outputStatistics": statistics}
+        outputs.append(OutputDataset(namespace=namespace, name=name, facets=None, outputFacets=output_facets))
+    inputs = [
+        InputDataset(namespace=namespace, name=name, facets=None, inputFacets=None)
+        for namespace, name in map(_dataset_name, dict.fromkeys(reads))
+    ]
+    return RunEvent(
+        eventType=RunState(str(event_type)),
+        eventTime=datetime.now(UTC).isoformat(),
+        run=Run(runId=run_uuid(run_id), facets=facets),
+        job=Job(namespace=NAMESPACE, name=f"dataflow-{dataflow_id}", facets=None),
+        inputs=inputs,
+        outputs=outputs,
+        producer=PRODUCER,
+    )
 
 
 def run_event(
@@ -73,33 +118,17 @@ def run_event(
     rows_written: int | None = None,
     error: str | None = None,
 ) -> dict[str, Any]:
-    run: dict[str, Any] = {"runId": run_uuid(run_id)}
-    if error:
-        run["facets"] = {
-            "errorMessage": {
-                "_producer": PRODUCER,
-                "_schemaURL": ERROR_FACET_URL,
-                "message": error,
-                "programmingLanguage": "python",
-            }
-        }
-    outputs = []
-    for identifier in writes:
-        output: dict[str, Any] = dataset(identifier)
-        if rows_written is not None:
-            statistics = {"_producer": PRODUCER, "_schemaURL": STATS_FACET_URL, "rowCount": rows_written}
-            output["outputFacets"] = {"outputStatistics": statistics}
-        outputs.append(output)
-    return {
-        "eventType": str(event_type),
-        "eventTime": datetime.now(UTC).isoformat(),
-        "run": run,
-        "job": {"namespace": NAMESPACE, "name": f"dataflow-{dataflow_id}"},
-        "inputs": [dataset(identifier) for identifier in dict.fromkeys(reads)],
-        "outputs": outputs,
-        "producer": PRODUCER,
-        "schemaURL": SCHEMA_URL,
-    }
+    """The event as JSON-ready dict (openlineage-python's Serde: no nulls, enums as their values)."""
+    event = build_run_event(
+        event_type,
+        run_id=run_id,
+        dataflow_id=dataflow_id,
+        reads=reads,
+        writes=writes,
+        rows_written=rows_written,
+        error=error,
+    )
+    return Serde.to_dict(event)
 
 
 def emit(event: dict[str, Any], base_url: str | None, *, timeout: float = 5.0) -> bool:

@@ -414,5 +414,7 @@ def get_provider() -> ScriptProvider:
     settings = get_settings()
     if settings.llm_base_url:
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        return LlmProvider(settings.llm_base_url, settings.llm_model, key)
+        return LlmProvider(
+            settings.llm_base_url, settings.llm_model, key, timeout=settings.llm_timeout_seconds
+        )
     return OfflineProvider()

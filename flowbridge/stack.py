@@ -174,15 +174,24 @@ class EmbeddedStack:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"runner exited with {process.returncode}")
-            response = httpx.post(f"{self.prefect_api_url}/deployments/filter", json={}, timeout=5)
-            flows = {
-                f["id"]: f["name"] for f in httpx.post(f"{self.prefect_api_url}/flows/filter", json={}).json()
-            }
-            names = {f"{flows.get(d['flow_id'])}/{d['name']}" for d in response.json()}
-            if wanted <= names and self._runner_polling(process):
+            names = self._registered_deployments()
+            if names is not None and wanted <= names and self._runner_polling(process):
                 return
             time.sleep(0.5)
         raise TimeoutError(f"runner did not register {sorted(wanted)} within {timeout:.0f} s")
+
+    def _registered_deployments(self) -> set[str] | None:
+        """`flow/deployment` names the Prefect API knows, or None when it answered with an error (a busy
+        server's 503, a PostgreSQL "too many clients"): the caller asks again rather than crash."""
+        try:
+            deployments = httpx.post(f"{self.prefect_api_url}/deployments/filter", json={}, timeout=5)
+            flows = httpx.post(f"{self.prefect_api_url}/flows/filter", json={}, timeout=5)
+            deployments.raise_for_status()
+            flows.raise_for_status()
+        except httpx.HTTPError:
+            return None
+        flow_names = {f["id"]: f["name"] for f in flows.json()}
+        return {f"{flow_names.get(d['flow_id'])}/{d['name']}" for d in deployments.json()}
 
     def _runner_polling(self, process: subprocess.Popen[bytes]) -> bool:
         """Deployments exist before the runner polls; give it a moment after they appear."""

@@ -11,37 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import chromium
 from tests.support.plume import PlumeFlight, simulate
 from tests.support.stack import StackInfo
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STAGES = ("data_validation", "background_correction", "flux_calculation", "spatial_interpolation",
           "report_generation")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (run `bash scripts/system-deps.sh` as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    yield from chromium()
 
 
 def test_upload_watch_and_open_the_report(browser: object, stack: StackInfo, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import time
 import uuid
@@ -33,12 +32,12 @@ from tests.e2e.test_dataflow_api import add as add_dataflow
 from tests.e2e.test_dataflow_api import execute as execute_dataflow
 from tests.e2e.test_gasflux_api import CONFIG_YAML
 from tests.e2e.test_gasflux_api import _upload as upload_gasflux
-from tests.e2e.test_gasflux_web import CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.test_mrms_api import cancer_frame, create_project, insert_hist, upload_dataset
 from tests.e2e.test_offline_api import SMALL_CSV, ceph, flow_run_id
 from tests.e2e.test_offline_api import submit as submit_offline
 from tests.e2e.test_traffic_api import start as start_traffic
 from tests.e2e.test_traffic_api import upload as upload_traffic
+from tests.support.browser import chromium
 from tests.support.plume import PlumeFlight, simulate
 from tests.support.services import API_TOKEN, ServicesInfo, shared_services
 from tests.support.stack import StackInfo
@@ -57,17 +56,8 @@ def services() -> ServicesInfo:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium, as tests/e2e/test_gasflux_web.py drives it."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (run `bash scripts/system-deps.sh` as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    """Debian's headless Chromium (tests/support/browser.py)."""
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

@@ -188,14 +188,14 @@ def forecast_combined(
     n_obs, n_series, day = grid.n_observed, grid.values.shape[1], grid.day
     history = fc._history_steps(grid)
     has_model = history >= config.min_model_history_days * day
-    pairs, origin_day = backtest_pairs(grid, config.backtest_weeks * 7)
+    # at most a quarter of the history (at least a week) is held out, so the backtest fit keeps most data
+    days = min(config.backtest_weeks * 7, max(7, n_obs // day // 4))
+    pairs, origin_day = backtest_pairs(grid, days)
     bt_start = int(pairs["target"].min() - pairs["step"].min() + 1) if len(pairs) else n_obs
     use_model = bool(has_model.any()) and bt_start >= 2 * grid.week
     targets, cols, steps = (pairs[k].to_numpy() for k in ("target", "series", "step"))
     actual = grid.values[targets, cols]
-    preds = np.column_stack(
-        [np.full(len(targets), np.nan), fc._naive(grid, pairs, grid.week), fc._naive(grid, pairs, day)]
-    )
+    preds = np.column_stack([np.full(len(targets), np.nan), *calendar_naives(grid, pairs)])
     fit_seconds, rounds = 0.0, None
     if use_model:
         progress(0.1, "backtest fit")
@@ -236,9 +236,7 @@ def forecast_combined(
 
     future = fc._future_pairs(grid)
     f_cols, f_steps = future["series"].to_numpy(), future["step"].to_numpy()
-    out = np.column_stack(
-        [np.zeros(len(future)), fc._naive(grid, future, grid.week), fc._naive(grid, future, day)]
-    )
+    out = np.column_stack([np.zeros(len(future)), *calendar_naives(grid, future)])
     if use_model and (weights[:, 0] > 0).any():
         progress(0.55, "final fit")
         final = fit_direct(grid, n_obs, config, rounds=rounds)
@@ -279,6 +277,26 @@ def forecast_combined(
     }
     progress(1.0, "done")
     return fc.ForecastResult(point=point_frame, bounds=bounds, metrics=metrics, info=info)
+
+
+def calendar_naives(grid: fc._Grid, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Weekly and daily seasonal naive that respect the calendar: the value a week (a day) back, unless
+    that day differs in kind from the target day (working vs weekend/holiday), then the latest day of the
+    same kind. A plain daily naive forecasts Monday from Sunday; even a small weight on it cost more than
+    the combination gained. Where the lags fall into gaps, the plain naives (which skip back over gaps).
+    """
+    X, weekly = fc._features(grid, pairs, grid.values)
+    lags = X[["lag_week", "lag_week2", "lag_day", "lag_same_kind"]].to_numpy()
+    weekly = np.where(np.isnan(lags[:, :3]).all(axis=1), np.nan, weekly)
+    target, step = pairs["target"].to_numpy(), pairs["step"].to_numpy()
+    working = grid.calendar["working_day"].to_numpy()[:, None]
+    back = target - grid.day * np.ceil(step / grid.day).astype(int)
+    same_kind = fc._take(working, back, np.zeros_like(target)) == X["working_day"].to_numpy()
+    daily = np.where(same_kind, lags[:, 2], lags[:, 3])
+    plain_weekly, plain_daily = fc._naive(grid, pairs, grid.week), fc._naive(grid, pairs, grid.day)
+    weekly = np.where(np.isnan(weekly), plain_weekly, weekly)
+    daily = np.where(np.isnan(daily), plain_daily, daily)
+    return weekly, daily
 
 
 def backtest_pairs(grid: fc._Grid, days: int) -> tuple[pd.DataFrame, np.ndarray]:

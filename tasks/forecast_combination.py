@@ -1,18 +1,17 @@
-"""Day-ahead global model combined with the seasonal naives, with conformal bands per block of the day.
+"""Global model combined with the seasonal naives, with conformal bands per horizon block.
 
 Why this shape (issue #13): choosing one method per series on one backtest week over-fitted that week: on
 held-out road, bike and freeway series the choice was often wrong for the next seven days. What held up
 across data sets is averaging, with weights that several backtest weeks agree on:
 
-- one global gradient-boosting model whose every lag is at least the horizon rounded up to whole days
-  (a direct day-ahead model: the features of a target do not depend on the forecast origin, so one
-  prediction over the backtest weeks scores every origin at once, and one model serves every step);
-- combined with the weekly and daily seasonal naives, weights chosen on the pooled, naive-scaled backtest
-  error of all series over `backtest_weeks` weeks and shrunk toward equal weights (so a lucky month
-  cannot put everything on one method);
+- one global gradient-boosting model, direct multi-step (the step ahead is a feature and every lag is at
+  least the step back, so no forecast is fed back), correcting a calendar-aware weekly naive;
+- combined with the weekly and daily seasonal naives (calendar-aware too), weights chosen on the pooled,
+  naive-scaled backtest error of all series over `backtest_weeks` weeks of daily origins and shrunk
+  toward equal weights (so a lucky month cannot put everything on one method);
 - a series gets its own weights only when they win every held-out week of a leave-one-week-out check;
 - bands: split-conformal quantiles of the combination's backtest residuals (relative to the forecast
-  level) per series and block of the day, so rush hour gets wider bands than the night.
+  level) per series and horizon block, at the level held-out weeks show is needed, wider around holidays.
 
 Two fits per forecast: one ending before the backtest weeks (for the weights and the bands), and the
 final one on all data with the boosting rounds that early stopping found in the first (no second search).
@@ -50,7 +49,7 @@ MAX_ROUNDS = 200
 
 @dataclass(frozen=True)
 class DirectModel:
-    """A fitted day-ahead model: predicts targets from data at least `min_lag` steps before them."""
+    """A fitted direct multi-step model (step ahead as a feature, lags at least the step back)."""
 
     estimator: HistGradientBoostingRegressor
     scale: np.ndarray

@@ -151,8 +151,8 @@ def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds:
         "holidays US. "
         "MASE: scaled by the daily seasonal naive's in-sample MAE over the year before; ratio: MASE over the "
         "better seasonal naive (daily or weekly) on the same window; coverage of the 80 % interval.",
-        "- before: per-series selection on one backtest week (the previous forecaster); after: direct multi-step "
-        "model combined with the naives (tasks.forecast_combination).",
+        "- before: per-series selection on one backtest week (the previous forecaster); after: direct "
+        "multi-step model combined with the naives (tasks.forecast_combination).",
         "",
         "| set | window (last day) | points | MASE before | MASE after | better naive | ratio before "
         "| ratio after | coverage before | coverage after | CPU s/forecast before | CPU s/forecast after |",

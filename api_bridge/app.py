@@ -19,7 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_bridge import errors
-from api_bridge.jobs import get_gateway
+from api_bridge.gateway import get_gateway
 from api_bridge.unhandled import GuardedFastAPI
 from flowbridge.settings import get_settings
 from storage.metadata import migrate
@@ -115,11 +115,11 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     for name in ROUTERS:
-        module = importlib.import_module(f"api_bridge.routers.{name}")
+        module = importlib.import_module(f"api_bridge.routers.{name}.endpoints")
         app.include_router(module.router)
     app.add_middleware(
         RouterCORS,
-        routers=[importlib.import_module("api_bridge.routers.gasflux").router],
+        routers=[importlib.import_module("api_bridge.routers.gasflux.endpoints").router],
         allow_origins=get_settings().gasflux_cors_origins,
         allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
         allow_headers=["Content-Type"],

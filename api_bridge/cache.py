@@ -30,8 +30,11 @@ class RefreshingCache(Generic[K, V]):
         ttl: Callable[[], float],
         max_stale: Callable[[], float],
         max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` tells the age of entries (seconds, monotonic); tests pass a fake one instead of sleeping."""
         self._load = load
+        self._clock = clock
         self._ttl = ttl
         self._max_stale = max_stale
         self._max_entries = max_entries
@@ -45,7 +48,7 @@ class RefreshingCache(Generic[K, V]):
         entry = self._entries.get(key)
         if entry is None:
             return None
-        age = time.monotonic() - entry[0]
+        age = self._clock() - entry[0]
         if age < self._ttl():
             return entry[1]
         if age < self._max_stale():
@@ -71,14 +74,14 @@ class RefreshingCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         if len(self._entries) >= self._max_entries:
             self._entries.clear()
-        self._entries[key] = (time.monotonic(), value)
+        self._entries[key] = (self._clock(), value)
 
     def drop(self, key: K) -> None:
         self._entries.pop(key, None)
 
     def _fresh(self, key: K) -> V | None:
         entry = self._entries.get(key)
-        if entry is not None and time.monotonic() - entry[0] < self._ttl():
+        if entry is not None and self._clock() - entry[0] < self._ttl():
             return entry[1]
         return None
 

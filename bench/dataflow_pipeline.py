@@ -162,7 +162,7 @@ def run_dataflow(client: httpx.Client, dataflow_id: int) -> dict[str, float]:
     task runs, between them, after the last) and end to end as the client saw it."""
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
 
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     start = time.perf_counter()
     answer = client.post(f"{BASE}/execute-dataflow/{dataflow_id}", json={}).json()
@@ -292,7 +292,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--floor"]:
         print(run_floor_flow())
     elif sys.argv[1:2] == ["--bare"]:
-        # imported before the clock, as tasks/dataflow_steps.py imports them before the flow run starts
+        # imported before the clock, as tasks/dataflow/steps.py imports them before the flow run starts
         import pandas.core.arrays.arrow.extension_types
         import pyarrow.pandas_compat
         import pyarrow.parquet  # noqa: F401

@@ -58,7 +58,7 @@ def make_input(rows: int, fmt: str, folder: Path) -> Path:
 def worker(path: str, out_dir: str) -> None:
     """Run the whole pipeline once and print its result summary as JSON."""
     sys.path.insert(0, str(ROOT))
-    from tasks.gasflux_pipeline import run_all
+    from tasks.gasflux.pipeline import run_all
 
     started = time.perf_counter()
     state = run_all(path, None, out_dir)

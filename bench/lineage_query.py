@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, text  # noqa: E402
 
-from storage.graph import Direction, SqlGraph  # noqa: E402
+from storage.dataflow.graph import Direction, SqlGraph  # noqa: E402
+from storage.dataflow.models import GraphEdge, GraphNode  # noqa: E402
 from storage.metadata import make_engine  # noqa: E402
-from storage.models.dataflow import GraphEdge, GraphNode  # noqa: E402
 
 DATAFLOWS = 5_000
 DEPTH = 5

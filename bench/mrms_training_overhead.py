@@ -56,9 +56,9 @@ def dataset(rows: int) -> pd.DataFrame:
 def bare_fit(csv: bytes, alg_id: str, hyper: dict, steps: int) -> tuple[float, float]:
     """(fit only, bare trainer) seconds: read + preprocess + `steps` partial_fit calls, and the same plus
     the per-step metrics and the model export: the least any trainer producing the job's outputs does."""
-    from api_bridge.routers.mrms_codes import Purpose
     from flowbridge.settings import get_settings
-    from tasks.mrms_training import (
+    from storage.mrms.domain import Purpose
+    from tasks.mrms.training import (
         REGISTRY,
         ScoringSample,
         build_estimator,
@@ -90,7 +90,7 @@ def bare_fit(csv: bytes, alg_id: str, hyper: dict, steps: int) -> tuple[float, f
 
 def in_fresh_process(mode: str, csv_path: Path, alg_id: str, steps: int) -> tuple[float, float]:
     """The two numbers `--bare` or `--prefect-alone` prints, from a new process that first imports what
-    the runner's flow-run process imports before the run goes RUNNING (flows.mrms_training): the same
+    the runner's flow-run process imports before the run goes RUNNING (flows.mrms.training): the same
     first-call costs the flow run pays.
 
     --bare: (fit only, bare trainer) seconds of `bare_fit`. --prefect-alone: (flow run seconds, bare
@@ -131,8 +131,8 @@ def flow_run(
     client: httpx.Client, project_id: str, alg_id: str, hyper: dict, steps: int
 ) -> tuple[float, float]:
     """(flow run seconds from Prefect's start/end, end-to-end seconds seen by a polling client)."""
-    from api_bridge.jobs import get_gateway
-    from tasks.mrms_records import learn_hist
+    from api_bridge.gateway import get_gateway
+    from storage.mrms.repository import learn_hist
 
     hist_no = f"bench-{uuid.uuid4().hex[:8]}"
     body = {
@@ -265,7 +265,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] in (["--bare"], ["--prefect-alone"]):
-        import flows.mrms_training  # noqa: F401  (what the flow-run process has imported before RUNNING)
+        import flows.mrms.training  # noqa: F401  (what the flow-run process has imported before RUNNING)
 
         path, alg, steps = Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
         if sys.argv[1] == "--bare":

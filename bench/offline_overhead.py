@@ -34,7 +34,7 @@ GOAL = 0.20
 
 def run_seconds(api: str, legacy_id: str) -> float:
     """The flow run's own start→end, from Prefect (excludes queueing and the process start)."""
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     gateway = get_gateway()
     job = gateway.find(api, legacy_id)

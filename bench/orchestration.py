@@ -31,7 +31,7 @@ from tests.support.traffic import traffic_csv
 
 
 def _wait(gateway, run_id, state_name: str, timeout: float = 600) -> float:  # type: ignore[no-untyped-def]
-    from api_bridge.jobs import JobState
+    from api_bridge.gateway import JobState
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,8 +144,8 @@ def measure(
     warm: bool, probes: int, forecasts: int, burst: int, memory_jobs: int, **stack_settings: object
 ) -> Mode:
     with embedded_stack(warm_start=warm, **stack_settings) as stack:
-        from api_bridge.jobs import JobGateway
-        from flows.traffic_forecast import traffic_forecast
+        from api_bridge.gateway import JobGateway
+        from flows.traffic.forecast import traffic_forecast
         from storage.filesystems import get_storage
 
         gateway = JobGateway()

@@ -1,4 +1,4 @@
-"""Accuracy and speed benchmark for tasks.forecasting on public hourly traffic and mobility series.
+"""Accuracy and speed benchmark for tasks.traffic.forecasting on public hourly traffic and mobility series.
 
 Why a script and not a test: it fetches data, refits at every origin and takes about half an hour. Run it
 after a model change; it writes bench/results/traffic_accuracy.md (tests/accuracy guards the result).
@@ -36,8 +36,14 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.forecasting import ForecastConfig, ForecastResult, forecast, forecast_selection, seasonal_naive  # noqa: E402
-from tasks.traffic_data import TrafficSeries  # noqa: E402
+from tasks.traffic.data import TrafficSeries  # noqa: E402
+from tasks.traffic.forecasting import (  # noqa: E402
+    ForecastConfig,
+    ForecastResult,
+    forecast,
+    forecast_selection,
+    seasonal_naive,
+)
 from tests.support import traffic_sets  # noqa: E402
 
 ORIGINS = 7
@@ -152,7 +158,7 @@ def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds:
         "MASE: scaled by the daily seasonal naive's in-sample MAE over the year before; ratio: MASE over the "
         "better seasonal naive (daily or weekly) on the same window; coverage of the 80 % interval.",
         "- before: per-series selection on one backtest week (the previous forecaster); after: direct "
-        "multi-step model combined with the naives (tasks.forecast_combination).",
+        "multi-step model combined with the naives (tasks.traffic.combination).",
         "",
         "| set | window (last day) | points | MASE before | MASE after | better naive | ratio before "
         "| ratio after | coverage before | coverage after | CPU s/forecast before | CPU s/forecast after |",

@@ -18,12 +18,11 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from deployments.automations import ensure_automations
+from deployments.pickup import poll_when_woken, wake_on_scheduled
+from deployments.priority import prioritise_runner
 from flowbridge.settings import Settings, get_settings
-
-from .automations import ensure_automations
-from .pickup import poll_when_woken, wake_on_scheduled
-from .priority import prioritise_runner
-from .registry import DEPLOYMENT, JOB_TYPES
+from flows.registry import DEPLOYMENT, JOB_TYPES
 
 if TYPE_CHECKING:
     from prefect.runner import Runner

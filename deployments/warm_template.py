@@ -32,9 +32,9 @@ import prefect.flow_engine  # noqa: E402  the engine every run executes
 import prefect.task_engine  # noqa: E402, F401
 from prefect.client.orchestration import get_client  # noqa: E402, F401
 
-from deployments.registry import JOB_TYPES  # noqa: E402
 from deployments.warm_start import TEMPLATE_MARKER_ENV, patch_engine, prebuild_settings  # noqa: E402
 from flowbridge.settings import get_settings  # noqa: E402
+from flows.registry import JOB_TYPES  # noqa: E402
 
 
 def _preload() -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def _registered_flow(flow_name: str) -> Any:
     """The flow of a registered job type (already imported by the template), or None."""
-    from deployments.registry import JOB_TYPES
+    from flows.registry import JOB_TYPES
 
     for job in JOB_TYPES.values():
         if job.flow_name == flow_name:

@@ -161,7 +161,7 @@ class EmbeddedStack:
         return process
 
     def _wait_deployments(self, timeout: float, process: subprocess.Popen[bytes]) -> None:
-        from deployments.registry import JOB_TYPES
+        from flows.registry import JOB_TYPES
 
         deadline = time.monotonic() + timeout
         wanted = {job.deployment_name for job in JOB_TYPES.values()}

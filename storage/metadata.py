@@ -27,7 +27,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class Base(DeclarativeBase):
-    """Declarative base of every table; domain models live in storage/models/<domain>.py."""
+    """Declarative base of every table; each service's models live in storage/<service>/models.py."""
 
 
 def normalize_url(url: str) -> str:

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import text
 
 from storage.metadata import Base, make_engine
-from storage.models import load_all
+from storage.tables import load_all
 
 load_all()
 target_metadata = Base.metadata

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import gasflux_pipeline as gp
+from tasks.gasflux import pipeline as gp
 from tests.support.plume import PlumeFlight, simulate
 
 SCENARIOS = {

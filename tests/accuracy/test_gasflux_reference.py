@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import gasflux_pipeline as gp
+from tasks.gasflux import pipeline as gp
 
 PACKAGE = "gasflux==0.2.2"
 THEIRS = {"ch4": 901.06, "co2": 16803.43, "c2h6": 160.28}

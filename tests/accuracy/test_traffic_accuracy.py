@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.forecasting import ForecastConfig, forecast, seasonal_naive
+from tasks.traffic.forecasting import ForecastConfig, forecast, seasonal_naive
 from tests.support import traffic_sets
 
 # one worker scores every window in order, so the mean-ratio test sees them all

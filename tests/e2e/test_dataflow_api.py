@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.openlineage import received
+from tests.support.polling import poll
 from tests.support.services import shared_services
 from tests.support.stack import StackInfo, extra_bridge
 
@@ -42,17 +43,19 @@ def execute(client: httpx.Client, dataflow_id: int, params: dict[str, Any] | Non
 
 
 def wait_final(client: httpx.Client, dataflow_id: int, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    seen: list[int] = []
-    while time.monotonic() < deadline:
-        answer = client.get(f"{BASE}/get-dataflow-status/{dataflow_id}").json()
-        assert answer["code"] == 200, answer
-        seen.append(answer["data"]["progress"])
-        if answer["data"]["status"] in {"completed", "failed"}:
-            assert seen == sorted(seen), f"progress went backwards: {seen}"
-            return answer["data"]
-        time.sleep(0.4)
-    raise AssertionError(f"dataflow {dataflow_id} not final after {timeout} s (progress {seen[-3:]})")
+    answers: list[dict[str, Any]] = []
+    answer = poll(
+        lambda: client.get(f"{BASE}/get-dataflow-status/{dataflow_id}").json(),
+        lambda a: a["code"] != 200 or a["data"]["status"] in {"completed", "failed"},
+        timeout=timeout,
+        what=f"dataflow {dataflow_id}",
+        interval=0.4,
+        seen=answers,
+    )
+    assert answer["code"] == 200, answer
+    seen = [a["data"]["progress"] for a in answers]
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    return answer["data"]
 
 
 def logs(client: httpx.Client, dataflow_id: int) -> list[dict[str, Any]]:
@@ -289,14 +292,14 @@ def test_csv_to_postgres_and_back_with_lineage(
     ]
     assert report["id"] in {n.get("dataflow_id") for n in down["nodes"]}
 
-    from storage.graph import get_graph
+    from storage.dataflow.graph import get_graph
 
     run = get_graph().run(str(_flow_run_id(report["id"])))
     assert run is not None and (run["status"], run["rows_read"], run["rows_written"]) == ("completed", 4, 2)
 
 
 def _run_key(dataflow_id: int) -> str:
-    from storage.dataflows import get_record
+    from storage.dataflow.repository import get_record
 
     key = get_record(dataflow_id).run_key
     assert key
@@ -304,7 +307,7 @@ def _run_key(dataflow_id: int) -> str:
 
 
 def _flow_run_id(dataflow_id: int) -> Any:
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     latest = get_gateway().latest_run("dataflow_run", f"dataflow:{dataflow_id}")
     assert latest is not None
@@ -473,8 +476,8 @@ def test_parent_runs_two_children_in_order_then_itself(bridge: httpx.Client, tmp
 
 
 def test_a_child_run_by_its_parent_reports_that_run_as_its_own(bridge: httpx.Client, tmp_path: Path) -> None:
-    from api_bridge.jobs import get_gateway
-    from storage.graph import get_graph
+    from api_bridge.gateway import get_gateway
+    from storage.dataflow.graph import get_graph
 
     SALES.to_csv(tmp_path / "raw.csv", index=False)
     child = add(
@@ -544,8 +547,8 @@ def test_a_child_run_by_its_parent_reports_that_run_as_its_own(bridge: httpx.Cli
 def test_a_deleted_dataflows_history_never_reaches_another_record(
     bridge: httpx.Client, tmp_path: Path
 ) -> None:
+    from storage.dataflow.models import DataFlow
     from storage.metadata import session_scope
-    from storage.models.dataflow import DataFlow
 
     SALES.to_csv(tmp_path / "in.csv", index=False)
     config = {
@@ -646,7 +649,7 @@ def test_one_execution_at_a_time_across_bridges(
     assert wait_final(bridge, flow["id"])["status"] == "completed"
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     runs = get_gateway().client.read_flow_runs(
         flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"dataflow:{flow['id']}"]))
@@ -655,7 +658,7 @@ def test_one_execution_at_a_time_across_bridges(
 
 
 def test_schedule_follows_status_and_survives_runner_reapply(bridge: httpx.Client, stack: StackInfo) -> None:
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
 
     gateway = get_gateway()
     flow = add(bridge, status="active", config={"source": {"type": "mysql"}, "schedule": "0 2 * * *"})
@@ -667,8 +670,8 @@ def test_schedule_follows_status_and_survives_runner_reapply(bridge: httpx.Clien
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from deployments.registry import JOB_TYPES
     from deployments.serve import build_deployments
+    from flows.registry import JOB_TYPES
 
     applied = 0
     with temporary_settings({PREFECT_API_URL: stack.prefect_api_url}):

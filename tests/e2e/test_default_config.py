@@ -21,7 +21,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tasks.mrms_training import load_model
+from tasks.mrms.training import load_model
 from tests.e2e import test_dataflow_api as dataflow
 from tests.e2e import test_gasflux_api as gasflux
 from tests.e2e import test_mrms_api as mrms

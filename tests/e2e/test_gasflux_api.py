@@ -323,9 +323,9 @@ def test_put_task_validation_and_updates(done: dict[str, Any], bridge: httpx.Cli
     assert high.status_code == 200 and high.json()["message"] == "任务更新成功"
     assert high.json()["data"]["status"] == "updated"
     assert high.json()["data"]["task_info"]["priority"] == "high"
-    from api_bridge.jobs import get_gateway
+    from api_bridge.gateway import get_gateway
+    from storage.gasflux.models import GasfluxTask
     from storage.metadata import session_scope
-    from storage.models.gasflux import GasfluxTask
 
     with session_scope() as session:
         run_id = session.get(GasfluxTask, done["job_id"]).flow_run_id
@@ -386,8 +386,8 @@ def test_download_refuses_traversal_and_reports_missing_and_folders(
 
 
 def test_download_refuses_a_symlink_out_of_the_run_folder(done: dict[str, Any], stack: StackInfo) -> None:
+    from storage.gasflux.models import GasfluxTask
     from storage.metadata import session_scope
-    from storage.models.gasflux import GasfluxTask
 
     with session_scope() as session:
         run_id = session.get(GasfluxTask, done["job_id"]).flow_run_id
@@ -525,8 +525,8 @@ def test_gasflux_environment_variables_are_honoured(
 def _backdate(job_id: str, seconds: float) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from storage.gasflux.models import GasfluxTask
     from storage.metadata import session_scope
-    from storage.models.gasflux import GasfluxTask
 
     with session_scope() as session:
         session.get(GasfluxTask, job_id).created_at = datetime.now(UTC) - timedelta(seconds=seconds)
@@ -539,7 +539,7 @@ def test_cleanup_is_a_scheduled_deployment_and_removes_old_finished_tasks(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.gasflux_cleanup import gasflux_cleanup
+    from flows.gasflux.cleanup import gasflux_cleanup
 
     fresh = _upload(bridge, plume["data"], plume["config"]).json()["job_id"]  # still pending: kept
     _backdate(done["job_id"], 2 * 86400)

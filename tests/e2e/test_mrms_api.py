@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from tasks.mrms_training import load_model
+from tasks.mrms.training import load_model
+from tests.support.polling import poll
 from tests.support.stack import StackInfo
 
 pytestmark = pytest.mark.e2e
@@ -87,23 +88,21 @@ def insert_hist(client: httpx.Client, project_id: str, alg_id: str, param_id: st
 
 
 def wait_learn(client: httpx.Client, hist_no: str, timeout: float = 150) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.post("/mrms/get_sttus_cd", json={"hist_no": hist_no}).text
-        if status in DONE_LEARN:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"history {hist_no} still {status} after {timeout} s")
+    return poll(
+        lambda: client.post("/mrms/get_sttus_cd", json={"hist_no": hist_no}).text,
+        lambda status: status in DONE_LEARN,
+        timeout=timeout,
+        what=f"learning history {hist_no}",
+    )
 
 
 def wait_project(client: httpx.Client, project_id: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.get("/mrms/get_proj_sttus_cd", params={"project_id": project_id}).text
-        if status in DONE_PROJECT:
-            return status
-        time.sleep(0.5)
-    raise AssertionError(f"project {project_id} still {status} after {timeout} s")
+    return poll(
+        lambda: client.get("/mrms/get_proj_sttus_cd", params={"project_id": project_id}).text,
+        lambda status: status in DONE_PROJECT,
+        timeout=timeout,
+        what=f"project {project_id}",
+    )
 
 
 def model_info(client: httpx.Client, project_id: str, hist_no: str) -> dict[str, Any]:
@@ -378,7 +377,7 @@ def test_early_stopping_stops_at_the_documented_step(bridge: httpx.Client, cance
     # val_accuracy >= 0.5 holds from step 1, so training ends exactly at minsteps
     assert info["stopped_early"] and info["ml_result_json"]["step"] == 3
     assert info["ml_result_json"]["val_accuracy"] >= 0.5
-    from tasks.mrms_records import step_results
+    from storage.mrms.repository import step_results
 
     assert [r["step"] for r in step_results(hist_no)] == [1, 2, 3]
 
@@ -386,8 +385,8 @@ def test_early_stopping_stops_at_the_documented_step(bridge: httpx.Client, cance
 def test_two_histories_of_one_project_train_concurrently(
     bridge: httpx.Client, cancer_dataset: str, stack: StackInfo
 ) -> None:
-    from api_bridge.jobs import get_gateway
-    from tasks.mrms_records import learn_hist
+    from api_bridge.gateway import get_gateway
+    from storage.mrms.repository import learn_hist
 
     project_id = create_project(bridge, cancer_dataset)
     params = json.dumps({"steps": 30, "hidden_layer_sizes": [64]})
@@ -424,8 +423,8 @@ def test_a_training_cancelled_in_prefect_ends_at_status_7_with_the_reason(
     """An operator cancels the run in the Prefect UI: the runner kills it, and the history must not stay
     at 5 (running) forever. The flow's cancellation hook, or failing that the bridge reading the run's
     state from Prefect, closes it."""
-    from api_bridge.jobs import JobGateway, JobState
-    from tasks import mrms_records as records
+    from api_bridge.gateway import JobGateway, JobState
+    from storage.mrms import repository as records
 
     project_id = create_project(bridge, cancer_dataset)
     hist_no = insert_hist(bridge, project_id, "mlp_classifier", json.dumps({"steps": 10000}))

@@ -20,10 +20,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from api_bridge.jobs import JobState, get_gateway
+from api_bridge.gateway import JobState, get_gateway
 from flowbridge.stack import free_port
 from storage.metadata import session_scope
-from storage.models.offline import OfflineTask
+from storage.offline.models import OfflineTask
+from tests.support.polling import poll
 from tests.support.services import API_TOKEN as TOKEN
 from tests.support.services import ServicesInfo, shared_services
 from tests.support.stack import StackInfo
@@ -82,17 +83,20 @@ def submit(api: httpx.Client, inputs: dict, outputs: dict, email: str, **extra: 
 
 
 def wait_final(api: httpx.Client, task_id: int, timeout: float = 240) -> tuple[dict, list[str]]:
+    answers: list[dict] = []
+    answer = poll(
+        lambda: api.get("/api/algorithm/task/get", params={"taskId": task_id}).json(),
+        lambda a: a["status"] in {"FINISHED", "ERROR"},
+        timeout=timeout,
+        what=f"offline task {task_id}",
+        seen=answers,
+    )
     seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = api.get("/api/algorithm/task/get", params={"taskId": task_id}).json()
-        if not seen or seen[-1] != answer["status"]:
-            seen.append(answer["status"])
-        if answer["status"] in {"FINISHED", "ERROR"}:
-            return answer, seen
-        assert answer["status"] in {"INITIALING", "RUNNING"}, answer
-        time.sleep(0.5)
-    raise AssertionError(f"task {task_id} still {seen[-1:]} after {timeout} s")
+    for a in answers:
+        assert a["status"] in {"INITIALING", "RUNNING", "FINISHED", "ERROR"}, a
+        if not seen or seen[-1] != a["status"]:
+            seen.append(a["status"])
+    return answer, seen
 
 
 def subflow_states(parent_id: str, until_final: float) -> list[str]:
@@ -401,7 +405,7 @@ def test_hdfs_task_end_to_end_with_spare_host_fallback(api: httpx.Client, webhdf
 def test_hdfs_task_against_a_real_namenode(api: httpx.Client) -> None:
     """FLOWBRIDGE_TEST_WEBHDFS_URL=http://namenode:9870 (e.g. docker compose's namenode); user via
     FLOWBRIDGE_TEST_WEBHDFS_USER (default root)."""
-    from storage.remote import FileSystemInfo, connect
+    from storage.offline.remote import FileSystemInfo, connect
 
     url = urlsplit(os.environ["FLOWBRIDGE_TEST_WEBHDFS_URL"])
     hdfs = {

@@ -106,7 +106,7 @@ def test_killing_the_runner_mid_job_ends_in_a_reported_failure() -> None:
     info = own.start()
     try:
         info.apply_to_environment()
-        from api_bridge.jobs import JobGateway, JobState
+        from api_bridge.gateway import JobGateway, JobState
 
         gateway = JobGateway()
         work_id = str(uuid.uuid4())

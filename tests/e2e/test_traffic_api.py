@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
-import time
 import uuid
 
 import httpx
 import pandas as pd
 import pytest
 
+from tests.support.polling import poll
 from tests.support.stack import StackInfo
 from tests.support.traffic import traffic_csv, traffic_frame
 
@@ -29,15 +29,15 @@ def start(client: httpx.Client, work_id: str, **extra: str) -> dict:
 
 def wait_done(client: httpx.Client, work_id: str, timeout: float = 240) -> tuple[dict, list[int]]:
     """Poll as the document's client does; returns the last answer and every percentage seen."""
-    seen: list[int] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = client.post("/get_resu_process", json={"work_id": work_id}).json()
-        seen.append(int(answer["process"].rstrip("%")))
-        if answer["ret"] != "5000" or answer["process"] == "100%":
-            return answer, seen
-        time.sleep(0.5)
-    raise AssertionError(f"job {work_id} still at {seen[-1:]}% after {timeout} s")
+    answers: list[dict] = []
+    answer = poll(
+        lambda: client.post("/get_resu_process", json={"work_id": work_id}).json(),
+        lambda a: a["ret"] != "5000" or a["process"] == "100%",
+        timeout=timeout,
+        what=f"traffic job {work_id}",
+        seen=answers,
+    )
+    return answer, [int(a["process"].rstrip("%")) for a in answers if "process" in a]
 
 
 def test_healthcheck_answers_get_and_form_post(bridge: httpx.Client) -> None:
@@ -171,7 +171,7 @@ def test_invalid_parameter_is_named(bridge: httpx.Client) -> None:
 
 
 def test_thirty_simultaneous_jobs_all_create_runs(bridge: httpx.Client, stack: StackInfo) -> None:
-    from api_bridge.jobs import JobGateway
+    from api_bridge.gateway import JobGateway
 
     uploads = [upload(bridge, traffic_csv(days=15, sensors=1, seed=i))["work_id"] for i in range(30)]
 

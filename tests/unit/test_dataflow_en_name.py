@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tasks.en_name import en_name, unique_en_name
+from storage.dataflow.naming import en_name, unique_en_name
 
 
 @pytest.mark.parametrize(

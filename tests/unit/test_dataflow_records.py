@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from api_bridge.jobs import JobState, JobStatus, LogLine
+from api_bridge.gateway import JobState, JobStatus, LogLine
 
 BASE = "/api/data-flow"
 HUGE = "99999999999999999999999999"
@@ -89,7 +89,7 @@ def database(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
     from flowbridge.settings import get_settings
-    from storage import graph
+    from storage.dataflow import graph
     from storage.metadata import migrate
 
     if request.param == "sqlite":
@@ -118,7 +118,7 @@ def database(
 
 @pytest.fixture()
 def gateway(monkeypatch: pytest.MonkeyPatch) -> FakeGateway:
-    from api_bridge.routers import dataflow
+    from api_bridge.routers.dataflow import endpoints as dataflow
 
     fake = FakeGateway()
     monkeypatch.setattr(dataflow, "get_gateway", lambda: fake)
@@ -163,8 +163,8 @@ def test_a_record_that_gets_a_deleted_ones_id_still_sees_no_runs_of_it(
 ) -> None:
     """However an id comes back (a restored backup, a reset sequence), runs are found by the record's
     run key, which died with the deleted record."""
+    from storage.dataflow.models import DataFlow
     from storage.metadata import session_scope
-    from storage.models.dataflow import DataFlow
 
     old = _add(api)
     assert api.post(f"{BASE}/execute-dataflow/{old['id']}", json={}).json()["code"] == 200
@@ -188,7 +188,7 @@ def test_a_record_that_gets_a_deleted_ones_id_still_sees_no_runs_of_it(
 
 def test_the_run_key_goes_to_the_run_and_the_schedule(api: TestClient, gateway: FakeGateway) -> None:
     flow = _add(api, status="active", config={"schedule": "0 2 * * *"})
-    from storage.dataflows import get_record
+    from storage.dataflow.repository import get_record
 
     key = get_record(flow["id"]).run_key
     assert key and len(key) == 32
@@ -330,8 +330,8 @@ def test_non_json_numbers_and_bad_query_values_answer_400(api: TestClient) -> No
 def test_dataflow_and_tag_times_are_utc_aware_after_write_edit_and_read(
     api: TestClient, database: str
 ) -> None:
-    from storage import dataflows
-    from storage.graph import get_graph
+    from storage.dataflow import repository as dataflows
+    from storage.dataflow.graph import get_graph
 
     before = datetime.now(UTC)
     flow = _add(api)
@@ -348,8 +348,8 @@ def test_dataflow_and_tag_times_are_utc_aware_after_write_edit_and_read(
     ] == again.updated_at.strftime("%Y-%m-%d %H:%M:%S")
 
     tag = dataflows.add_tag(get_graph(), uuid.uuid4().hex)
+    from storage.dataflow.models import DataFlowTag
     from storage.metadata import session_scope
-    from storage.models.dataflow import DataFlowTag
 
     with session_scope() as session:
         stored = session.get(DataFlowTag, tag.id)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.script_generation import OfflineProvider, strip_fences, understand
+from tasks.dataflow.script_generation import OfflineProvider, strip_fences, understand
 
 
 def run(script: str, tmp_path: Path, *args: str) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.dataflow_config import parse_pipeline
-from tasks.dataflow_steps import (
+from tasks.dataflow.config import parse_pipeline
+from tasks.dataflow.steps import (
     DataflowError,
     StepIOError,
     apply_transform,

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import forecasting as fc
-from tasks.forecast_combination import (
+from tasks.traffic import forecasting as fc
+from tasks.traffic.combination import (
     COMBINATION,
     backtest_pairs,
     combination_weights,
@@ -21,7 +21,8 @@ from tasks.forecast_combination import (
     series_weights_win,
     week_calibrated_level,
 )
-from tasks.forecasting import (
+from tasks.traffic.data import TrafficSeries, load_traffic_csv
+from tasks.traffic.forecasting import (
     MODEL,
     NAIVE_DAILY,
     NAIVE_WEEKLY,
@@ -30,7 +31,6 @@ from tasks.forecasting import (
     forecast,
     seasonal_naive,
 )
-from tasks.traffic_data import TrafficSeries, load_traffic_csv
 
 FAST = ForecastConfig(boosting_rounds=60)
 
@@ -251,7 +251,7 @@ def test_sensor_silent_during_the_backtest_still_gets_bands() -> None:
     assert result.point["road_1"].notna().all()
 
 
-# --- the combination (tasks.forecast_combination, issue #13) ---------------------------------------
+# --- the combination (tasks.traffic.combination, issue #13) ---------------------------------------
 
 
 def test_weights_go_to_the_method_that_is_right_and_shrink_toward_equal() -> None:

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api_bridge import errors
-from api_bridge.jobs import JobNotFound, JobState, JobStatus
+from api_bridge.gateway import JobNotFound, JobState, JobStatus
 from flowbridge.settings import get_settings
 
 FINAL = {JobState.COMPLETED, JobState.FAILED, JobState.CRASHED, JobState.CANCELLED}
@@ -81,7 +81,7 @@ class FakeGateway:
 
 @pytest.fixture()
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, FakeGateway]]:
-    from api_bridge.routers import gasflux
+    from api_bridge.routers.gasflux import endpoints as gasflux
     from storage import metadata
 
     monkeypatch.setenv("FLOWBRIDGE_DATA_DIR", str(tmp_path))

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from tasks.gasflux_config import (
+from tasks.gasflux.config import (
     DEFAULT_CONFIG,
     GasFluxInputError,
     config_to_yaml,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.gasflux_config import GasFluxInputError, merge_config
-from tasks.gasflux_io import read_table, validate_frame
+from tasks.gasflux.config import GasFluxInputError, merge_config
+from tasks.gasflux.measurements import read_table, validate_frame
 
 
 def _frame(n: int = 100) -> pd.DataFrame:

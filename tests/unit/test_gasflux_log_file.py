@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from api_bridge import gasflux_stats
 from flowbridge.settings import get_settings
+from tasks.gasflux import log_file
 
 
 @pytest.fixture()
@@ -32,10 +32,10 @@ def test_the_request_log_rotates(
 ) -> None:
     monkeypatch.setenv("FLOWBRIDGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("GASFLUX_LOG_FILE", "logs/api.log")
-    monkeypatch.setattr(gasflux_stats, "LOG_MAX_BYTES", 2000)
-    monkeypatch.setattr(gasflux_stats, "LOG_BACKUPS", 2)
+    monkeypatch.setattr(log_file, "LOG_MAX_BYTES", 2000)
+    monkeypatch.setattr(log_file, "LOG_BACKUPS", 2)
     get_settings.cache_clear()
-    logger = gasflux_stats.gasflux_file_logger()
+    logger = log_file.gasflux_file_logger()
     assert logger is fresh_logger
     for i in range(200):
         logger.info("GET /stats - 200 - 0.01s request %03d", i)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from plotly.offline import get_plotlyjs
 
-from tasks import gasflux_pipeline as gp
-from tasks.gasflux_config import GasFluxInputError
+from tasks.gasflux import pipeline as gp
+from tasks.gasflux.config import GasFluxInputError
 from tests.support.plume import PlumeFlight, simulate
 
 

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
 
-from tasks import background, curtain, flux, kriging
-from tasks.gasflux_config import merge_config
+from tasks.gasflux import baseline as background
+from tasks.gasflux import curtain, flux, kriging
+from tasks.gasflux.config import merge_config
 from tests.support.plume import PlumeFlight, simulate
 
 CONFIG = merge_config(None)[0]
@@ -157,7 +158,7 @@ def test_observation_bins_are_bounded_for_large_inputs() -> None:
 
 
 def _spherical(psill: float, rng: float, nugget: float, d: np.ndarray) -> np.ndarray:
-    """γ(d) written out here, not taken from pykrige or tasks.kriging: nugget jump off zero, γ(0) = 0."""
+    """γ(d) written out here, not from pykrige or tasks.gasflux.kriging: nugget jump off zero, γ(0) = 0."""
     h = np.minimum(d / rng, 1.0)
     return np.where(d > 1e-10, nugget + psill * (1.5 * h - 0.5 * h**3), 0.0)
 

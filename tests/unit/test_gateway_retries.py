@@ -11,9 +11,9 @@ import httpx
 import pytest
 from prefect.client.orchestration import SyncPrefectClient
 
-from api_bridge.jobs import JobGateway, SubmitError
-from deployments.registry import get_job_type
+from api_bridge.gateway import JobGateway, SubmitError
 from flowbridge.settings import Settings
+from flows.registry import get_job_type
 
 DEPLOYMENT_ID = uuid.uuid4()
 Handler = Callable[[httpx.Request], httpx.Response]

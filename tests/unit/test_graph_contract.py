@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.graph import Direction, GraphStore, Neo4jGraph, RunRecord, SqlGraph
+from storage.dataflow.graph import Direction, GraphStore, Neo4jGraph, RunRecord, SqlGraph
 from storage.metadata import make_engine
 
 

@@ -31,7 +31,7 @@ class FakeGateway:
         return self.by_key[key]
 
     def status(self, run_id: UUID | str, *, fresh: bool = False) -> Any:
-        from api_bridge.jobs import JobState, JobStatus
+        from api_bridge.gateway import JobState, JobStatus
 
         assert UUID(str(run_id)) in self.parameters
         return JobStatus(
@@ -50,7 +50,7 @@ class FakeGateway:
         )
 
     def logs(self, run_id: UUID | str, *, offset: int = 0, limit: int = 200) -> list[Any]:
-        from api_bridge.jobs import LogLine
+        from api_bridge.gateway import LogLine
 
         line = LogLine(0, datetime(2024, 8, 8, tzinfo=UTC), "INFO", f"training in run {run_id}", "flow")
         return [line][offset:limit]
@@ -59,7 +59,7 @@ class FakeGateway:
 @pytest.fixture()
 def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     from api_bridge import errors
-    from api_bridge.routers import mrms
+    from api_bridge.routers.mrms import endpoints as mrms
     from flowbridge.settings import get_settings
     from storage import metadata
 
@@ -196,7 +196,7 @@ def test_a_json_body_too_deep_or_with_huge_numbers_answers_error(client: TestCli
 
 def test_history_times_are_utc_aware_on_sqlite_and_answered_as_utc_strings(client: TestClient) -> None:
     from storage.metadata import session_scope
-    from storage.models.mrms import MrmsLearnHist, MrmsProject
+    from storage.mrms.models import MrmsLearnHist, MrmsProject
 
     assert (
         post(
@@ -246,7 +246,7 @@ def test_a_history_gets_a_run_of_its_own_even_under_a_number_prefect_saw_before(
     the old history's run (and with it its state, logs and model)."""
     from storage import metadata
     from storage.metadata import session_scope
-    from storage.models.mrms import MrmsLearnHist
+    from storage.mrms.models import MrmsLearnHist
 
     gateway = client.gateway  # type: ignore[attr-defined]
     assert post(client, "project_create", project_id="p1", project_purpose_cd="1", status="3") == "1"
@@ -325,8 +325,8 @@ def test_the_migration_rebuilds_existing_sqlite_tables_keeping_their_rows(tmp_pa
 def test_a_run_never_writes_into_a_history_attached_to_another_run(client: TestClient) -> None:
     """A run Prefect kept from a history lost with its metadata DB must leave the new history of the same
     number alone: start, steps, model, end state and its crash hook all refuse or skip it."""
-    from api_bridge.routers.mrms_codes import LearnStatus, TimeType
-    from tasks import mrms_records as records
+    from storage.mrms import repository as records
+    from storage.mrms.domain import LearnStatus, TimeType
 
     project_and_hist(client)
     records.attach_training_run("h1", "run-new")

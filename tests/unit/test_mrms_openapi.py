@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api_bridge.routers.mrms_codes import ProjectStatus
+from storage.mrms.domain import ProjectStatus
 
 PREFIXES = ("/mrms/", "/api/algorithm/")
 
@@ -112,7 +112,7 @@ def mrms_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tes
     from fastapi import FastAPI
 
     from api_bridge import errors
-    from api_bridge.routers import mrms
+    from api_bridge.routers.mrms import endpoints as mrms
     from flowbridge.settings import get_settings
     from storage import metadata
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api_bridge.routers.mrms_codes import (
+from storage.mrms import repository as records
+from storage.mrms.domain import (
     EarlyKey,
     EarlyType,
     LearnStatus,
@@ -19,8 +20,7 @@ from api_bridge.routers.mrms_codes import (
     Trainer,
     YesNo,
 )
-from tasks import mrms_records as records
-from tasks.mrms_records import EarlyStop, NotFound, RecordError
+from storage.mrms.repository import EarlyStop, NotFound, RecordError
 
 
 @pytest.fixture()
@@ -260,8 +260,8 @@ def test_runs_lost_without_bookkeeping_are_closed_from_prefect_state(
     from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    from api_bridge.jobs import JobNotFound, JobState
-    from api_bridge.routers import mrms as router
+    from api_bridge.gateway import JobNotFound, JobState
+    from api_bridge.routers.mrms import endpoints as router
 
     _project()
     for hist_no in ("crashed", "running", "gone", "external"):

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from api_bridge.routers.mrms_codes import EarlyKey, EarlyType, Purpose
-from tasks.mrms_profile import DatasetError, profile_frame
-from tasks.mrms_records import EarlyStop
-from tasks.mrms_training import (
+from storage.mrms.domain import EarlyKey, EarlyType, Purpose
+from storage.mrms.repository import EarlyStop
+from tasks.mrms.profile import DatasetError, profile_frame
+from tasks.mrms.training import (
     REGISTRY,
     StepReport,
     TrainingConfig,
@@ -146,7 +146,7 @@ def test_profile_reports_types_missing_values_balance_and_trend() -> None:
 def test_step_recorder_batches_steps_in_order_and_reports_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    from flows import mrms_training as flow_module
+    from flows.mrms import training as flow_module
 
     batches: list[list[int]] = []
     events: list[str] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.openlineage import EventType, dataset, emit, run_event, run_uuid
+from tasks.dataflow.openlineage import EventType, dataset, emit, run_event, run_uuid
 from tests.support.openlineage import LineageCollector, received
 
 

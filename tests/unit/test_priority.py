@@ -9,7 +9,7 @@ from uuid import uuid4
 
 import anyio
 
-from api_bridge.routers.gasflux_codes import Priority
+from api_bridge.routers.gasflux.codes import Priority
 from deployments.priority import RANK, prioritise_runner, start_order
 
 

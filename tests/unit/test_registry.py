@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from deployments.registry import DEPLOYMENT, JOB_TYPES
+from flows.registry import DEPLOYMENT, JOB_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 

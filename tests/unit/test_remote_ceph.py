@@ -1,4 +1,4 @@
-"""storage.remote against a real S3 server (moto, signatures checked) standing in for a CEPH gateway."""
+"""storage.offline.remote against a real S3 server (moto, signatures checked) standing in for CEPH."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flowbridge.stack import free_port
-from storage.remote import (
+from storage.offline.remote import (
     FileSystemInfo,
     RemoteAuthError,
     RemoteNotFound,

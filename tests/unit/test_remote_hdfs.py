@@ -1,4 +1,4 @@
-"""storage.remote's HDFS client path (the `hdfs` package over WebHDFS) against the protocol-level WebHDFS
+"""storage.offline.remote's HDFS client path (the `hdfs` package over WebHDFS) against the WebHDFS
 server of tests/support/webhdfs.py — no Hadoop can be installed here; see test_offline_api for the test
 against a real namenode."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from flowbridge.stack import free_port
-from storage.remote import (
+from storage.offline.remote import (
     FileSystemInfo,
     RemoteNotFound,
     RemoteNotWritable,

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from storage.remote import FileSystemInfo, RemoteError, split_ceph_path
+from storage.offline.remote import FileSystemInfo, RemoteError, split_ceph_path
 
 CEPH = {
     "fileSystemType": "CEPH",

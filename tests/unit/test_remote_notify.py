@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flowbridge.settings import Settings
 from flowbridge.stack import free_port
-from tasks.notify import TaskReport, legacy_time, send_task_mail
+from tasks.offline.notify import TaskReport, legacy_time, send_task_mail
 from tests.support.services import session_services
 
 REPORT = TaskReport(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from api_bridge.jobs import JobState, JobStatus
-from api_bridge.routers.offline import _answer, _reason
-from api_bridge.routers.offline_codes import STATUS_OF, TaskStatus
-from storage.models.offline import OfflineTask
+from api_bridge.gateway import JobState, JobStatus
+from api_bridge.routers.offline.codes import STATUS_OF, TaskStatus
+from api_bridge.routers.offline.endpoints import _answer, _reason
+from storage.offline.models import OfflineTask
 
 CREATED = datetime(2022, 8, 8, 7, 51, 23, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api_bridge.jobs import JobNotFound, JobState, JobStatus, SubmitError
+from api_bridge.gateway import JobNotFound, JobState, JobStatus, SubmitError
 
 TOKEN = "unit-token"
 
@@ -68,7 +68,7 @@ class FakeGateway:
 @pytest.fixture()
 def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, FakeGateway]]:
     from api_bridge import errors
-    from api_bridge.routers import offline
+    from api_bridge.routers.offline import endpoints as offline
     from flowbridge.settings import get_settings
     from storage import metadata
 
@@ -131,7 +131,7 @@ def test_a_discarded_task_never_lends_its_id_or_its_run_to_the_next(
     assert task_id > lost_id
     # its run is the one started for it, with its own output folder — not the lost task's orphan
     from storage.metadata import session_scope
-    from storage.models.offline import OfflineTask
+    from storage.offline.models import OfflineTask
 
     with session_scope() as session:
         row = session.get(OfflineTask, task_id)
@@ -197,7 +197,7 @@ def test_task_times_are_utc_aware_on_sqlite_and_answered_in_the_configured_zone(
     api: tuple[TestClient, FakeGateway],
 ) -> None:
     from storage.metadata import session_scope
-    from storage.models.offline import OfflineTask, claim_failure_notice, request_cancel
+    from storage.offline.models import OfflineTask, claim_failure_notice, request_cancel
 
     client, _ = api
     task_id = client.post("/api/algorithm/task/submit", json=body("out")).json()["taskId"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.traffic_data import TrafficDataError, load_traffic_csv, series_from_csv, series_to_csv
+from tasks.traffic.data import TrafficDataError, load_traffic_csv, series_from_csv, series_to_csv
 
 
 def _flows(periods: int, freq: str, start: str = "2024-03-04") -> pd.DataFrame:

@@ -25,7 +25,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import Response
 
 from api_bridge.app import create_app
-from api_bridge.routers import traffic
+from api_bridge.routers.traffic import endpoints as traffic
 
 
 class Boom(RuntimeError):

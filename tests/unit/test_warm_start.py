@@ -53,10 +53,10 @@ def _template_facts() -> dict[str, Any]:
         "flows_loaded": all(
             name in sys.modules
             for name in (
-                "flows.traffic_forecast",
-                "flows.gasflux",
-                "flows.mrms_training",
-                "flows.dataflow_run",
+                "flows.traffic.forecast",
+                "flows.gasflux.processing",
+                "flows.mrms.training",
+                "flows.dataflow.run",
             )
         ),
     }
@@ -67,9 +67,9 @@ def _science() -> dict[str, Any]:
     from pykrige.ok import OrdinaryKriging
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from api_bridge.routers.mrms_codes import Purpose
-    from tasks.mrms_records import EarlyStop
-    from tasks.mrms_training import REGISTRY, TrainingConfig, prepare_data, train_iteratively
+    from storage.mrms.domain import Purpose
+    from storage.mrms.repository import EarlyStop
+    from tasks.mrms.training import REGISTRY, TrainingConfig, prepare_data, train_iteratively
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3000, 6))

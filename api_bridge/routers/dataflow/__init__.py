@@ -1,0 +1,1 @@
+"""004 DataFlow API (/api/dataflows…): endpoints, reply codes and OpenAPI schemas."""

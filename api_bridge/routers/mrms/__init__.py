@@ -1,0 +1,1 @@
+"""003 MRMS API (/mrms/…): endpoints, reply codes and OpenAPI document."""

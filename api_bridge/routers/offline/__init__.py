@@ -1,0 +1,1 @@
+"""001 offline algorithm platform API (/api/algorithm/…): endpoints and reply codes."""

@@ -1,0 +1,1 @@
+"""003 MRMS flows: dataset analysis and training of a learning history."""

@@ -1,0 +1,1 @@
+"""000 traffic forecast flow."""

@@ -1,0 +1,3 @@
+"""004 DataFlow persistence: dataflow records (models, repository), the relation/lineage graph (graph) and
+English names (naming).
+"""

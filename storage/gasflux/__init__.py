@@ -1,0 +1,1 @@
+"""002 GasFlux persistence: task and upload records (models)."""

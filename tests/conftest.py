@@ -31,7 +31,7 @@ WITHOUT_SHARED_STACK = (
     "tests/unit",
     "tests/e2e/test_default_config.py",
     "tests/e2e/test_scale_out.py",
-    "tests/e2e/test_dataflow_limits.py",
+    "tests/e2e/dataflow/test_dataflow_limits.py",
 )
 
 

@@ -1,6 +1,6 @@
 """The graph store of DataFlow (004): tags, parent/child relations and lineage.
 
-One small interface, two implementations with the same contract (tests/unit/test_graph_contract.py):
+One small interface, two implementations with the same contract (tests/unit/dataflow/test_graph_contract.py):
 `Neo4jGraph` through the official driver (Cypher, MERGE only, constraints created at start) when
 `neo4j_uri` is set, and `SqlGraph`, the embedded default, as node/edge tables in the metadata DB with
 recursive CTE queries, so bridges and workers on other machines share it through the DB URL alone.

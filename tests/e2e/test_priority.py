@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_gasflux_api import _poll, _upload, plume  # noqa: F401  (module fixture)
+from tests.e2e.gasflux.test_gasflux_api import _poll, _upload, plume  # noqa: F401  (module fixture)
 from tests.support.stack import TestStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

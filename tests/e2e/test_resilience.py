@@ -13,7 +13,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.e2e.test_traffic_api import start, upload, wait_done
+from tests.e2e.traffic.test_traffic_api import start, upload, wait_done
 from tests.support.stack import StackInfo, TestStack, extra_bridge
 from tests.support.traffic import traffic_csv
 

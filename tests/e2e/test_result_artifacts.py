@@ -27,16 +27,16 @@ from storage.dataflow.graph import get_graph
 from storage.filesystems import get_storage
 from tasks import result_artifacts as ra
 from tasks.mrms.artifacts import STEP_COLUMNS
-from tests.e2e.test_dataflow_api import SALES
-from tests.e2e.test_dataflow_api import add as add_dataflow
-from tests.e2e.test_dataflow_api import execute as execute_dataflow
-from tests.e2e.test_gasflux_api import CONFIG_YAML
-from tests.e2e.test_gasflux_api import _upload as upload_gasflux
-from tests.e2e.test_mrms_api import cancer_frame, create_project, insert_hist, upload_dataset
-from tests.e2e.test_offline_api import SMALL_CSV, ceph, flow_run_id
-from tests.e2e.test_offline_api import submit as submit_offline
-from tests.e2e.test_traffic_api import start as start_traffic
-from tests.e2e.test_traffic_api import upload as upload_traffic
+from tests.e2e.dataflow.test_dataflow_api import SALES
+from tests.e2e.dataflow.test_dataflow_api import add as add_dataflow
+from tests.e2e.dataflow.test_dataflow_api import execute as execute_dataflow
+from tests.e2e.gasflux.test_gasflux_api import CONFIG_YAML
+from tests.e2e.gasflux.test_gasflux_api import _upload as upload_gasflux
+from tests.e2e.mrms.test_mrms_api import cancer_frame, create_project, insert_hist, upload_dataset
+from tests.e2e.offline.test_offline_api import SMALL_CSV, ceph, flow_run_id
+from tests.e2e.offline.test_offline_api import submit as submit_offline
+from tests.e2e.traffic.test_traffic_api import start as start_traffic
+from tests.e2e.traffic.test_traffic_api import upload as upload_traffic
 from tests.support.browser import chromium
 from tests.support.plume import PlumeFlight, simulate
 from tests.support.services import API_TOKEN, ServicesInfo, shared_services
@@ -255,7 +255,7 @@ def test_mrms_training_artifacts_match_the_logs_and_model(
 def test_dataflow_artifacts_match_the_rows_and_lineage(
     jobs: dict[str, Any], prefect: SyncPrefectClient, bridge: httpx.Client
 ) -> None:
-    from tests.e2e.test_dataflow_api import _flow_run_id, wait_final
+    from tests.e2e.dataflow.test_dataflow_api import _flow_run_id, wait_final
 
     flow = jobs["dataflow"]
     assert wait_final(bridge, flow["id"])["status"] == "completed"

@@ -23,10 +23,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.e2e.test_dataflow_api import add, execute, wait_final
-from tests.e2e.test_gasflux_api import CONFIG_YAML, STEM, _poll
-from tests.e2e.test_mrms_api import cancer_frame, create_project, insert_hist, upload_dataset, wait_learn
-from tests.e2e.test_traffic_api import start, upload, wait_done
+from tests.e2e.dataflow.test_dataflow_api import add, execute, wait_final
+from tests.e2e.gasflux.test_gasflux_api import CONFIG_YAML, STEM, _poll
+from tests.e2e.mrms.test_mrms_api import cancer_frame, create_project, insert_hist, upload_dataset, wait_learn
+from tests.e2e.traffic.test_traffic_api import start, upload, wait_done
 from tests.support.plume import PlumeFlight, simulate
 from tests.support.scale_out import ZOMBIE_AFTER_SECONDS, ScaleOutTopology, Worker
 from tests.support.services import session_services

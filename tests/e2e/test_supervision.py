@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.test_traffic_api import start, upload, wait_done
+from tests.e2e.traffic.test_traffic_api import start, upload, wait_done
 from tests.support.stack import DefaultStack
 from tests.support.traffic import traffic_csv
 

@@ -4,7 +4,7 @@ It speaks the subset of the WebHDFS REST API the `hdfs` package uses (GETFILESTA
 GETHOMEDIRECTORY, OPEN with the namenode→datanode redirect, CREATE with its two-step redirect, MKDIRS,
 DELETE), with Hadoop's JSON shapes and RemoteException errors, over a local folder. It is a protocol
 double, not HDFS: permissions are one read-only prefix list, there are no blocks or replicas. The test in
-tests/e2e/test_offline_api.py marked by FLOWBRIDGE_TEST_WEBHDFS_URL runs the same client against a
+tests/e2e/offline/test_offline_api.py marked by FLOWBRIDGE_TEST_WEBHDFS_URL runs the same client against a
 real namenode.
 """
 

@@ -431,6 +431,6 @@ def test_hdfs_task_against_a_real_namenode(api: httpx.Client) -> None:
 def test_the_offline_contract_holds_under_fuzzing(stack: StackInfo) -> None:
     """The 001 operations as /openapi.json declares them: generated calls, valid or not, never get a
     server error."""
-    from tests.e2e.test_mrms_api import fuzz
+    from tests.e2e.mrms.test_mrms_api import fuzz
 
     assert fuzz(stack, "^/api/algorithm/", "/api/algorithm/", {"Authorization": TOKEN}, examples=25) == []

@@ -42,7 +42,7 @@ PACKAGE = "gasflux==0.2.2"
 THEIRS = {"ch4": 901.06, "co2": 16803.43, "c2h6": 160.28}
 TRUE_BACKGROUND = {"ch4": 1.95, "co2": 380.0, "c2h6": 0.0}
 CACHE = Path(tempfile.gettempdir()) / "flowbridge-gasflux-0.2.2"
-BENCH_REPORT = Path(__file__).resolve().parents[2] / "bench" / "results" / "gasflux_reference.md"
+BENCH_REPORT = Path(__file__).resolve().parents[3] / "bench" / "results" / "gasflux_reference.md"
 
 
 def _fetch_wheel() -> Path:
@@ -130,7 +130,7 @@ def _write_report(report: Path, rows: list[tuple], factor: float, reference: dic
         "",
         "Our pipeline on the flight bundled in the `gasflux` 0.2.2 wheel",
         "(`gasflux/testdata/exampledata.csv`, 1000 rows, 10 transects, noise-free synthetic data,",
-        "T = 10 °C, p = 1000 hPa), written by `tests/accuracy/test_gasflux_reference.py`.",
+        "T = 10 °C, p = 1000 hPa), written by `tests/accuracy/gasflux/test_gasflux_reference.py`.",
         "",
         "| gas | ours (kg/h) | ours 1σ (kg/h) | gasflux 0.2.2 (kg/h) | ratio ours/theirs"
         " | expected ratio from the two bugs | our transect-integration check (kg/h) |",

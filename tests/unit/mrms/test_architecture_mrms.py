@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ROUTER = ROOT / "api_bridge" / "routers" / "mrms"
 ROUTER_MODULES = sorted(ROUTER.glob("*.py"))
 PATH_BUILDERS = [ROOT / "flows" / "mrms", ROOT / "tasks" / "mrms"]

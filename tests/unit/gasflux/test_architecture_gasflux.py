@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROUTERS = Path(__file__).resolve().parents[2] / "api_bridge" / "routers" / "gasflux"
+ROUTERS = Path(__file__).resolve().parents[3] / "api_bridge" / "routers" / "gasflux"
 MODULES = sorted(ROUTERS.glob("*.py"))
 
 FORBIDDEN = {

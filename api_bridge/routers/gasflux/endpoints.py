@@ -19,13 +19,14 @@ from urllib.parse import quote
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api_bridge import health as host
 from api_bridge.errors import register_envelope
 from api_bridge.gateway import get_gateway
 from api_bridge.pages import static_page
 from api_bridge.requests import BadBody, BodyTooLarge, read_body
+from api_bridge.responses import file_or_stream
 from api_bridge.routers.gasflux import schema, service
 from api_bridge.routers.gasflux.codes import (
     ACTIVE_TASK_LIMIT,
@@ -394,9 +395,11 @@ def _download(filename: str, request: Request) -> Response:
     media = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
     # reports open in the browser when a result link is followed; the other files download
     disposition = "inline" if file_type(found.name) is FileType.REPORT else "attachment"
-    if found.local is not None:
-        return FileResponse(
-            found.local, media_type=media, filename=found.name, content_disposition_type=disposition
-        )
-    headers = {"Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(found.name)}"}
-    return StreamingResponse(found.chunks(), media_type=media, headers=headers)
+    return file_or_stream(
+        found.local,
+        found.chunks,
+        found.name,
+        media,
+        disposition=disposition,
+        streamed_disposition=f"{disposition}; filename*=UTF-8''{quote(found.name)}",
+    )

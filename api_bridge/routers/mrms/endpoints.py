@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import register_envelope
 from api_bridge.gateway import get_gateway
 from api_bridge.requests import BadBody, Body, BodyTooLarge, read_body
+from api_bridge.responses import file_or_stream
 from api_bridge.routers.mrms import openapi as api
 from api_bridge.routers.mrms import service
 from api_bridge.routers.mrms.codes import DATASET_FIELD, Reply
@@ -416,12 +417,9 @@ def _model_download(fields: dict[str, str]) -> Response:
     model = service.model_file(number)
     filename = f"{safe_filename(number)}.skops"
     headers = {"X-Model-Format": "skops", "X-Model-SHA256": model.sha256}
-    if model.local:
-        return FileResponse(
-            model.local, media_type="application/octet-stream", filename=filename, headers=headers
-        )
-    headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return StreamingResponse(model.chunks, media_type="application/octet-stream", headers=headers)
+    return file_or_stream(
+        model.local, lambda: model.chunks or iter(()), filename, "application/octet-stream", headers=headers
+    )
 
 
 def safe_filename(name: str) -> str:

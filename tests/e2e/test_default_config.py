@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 
 from tasks.mrms.training import load_model
-from tests.e2e import test_dataflow_api as dataflow
-from tests.e2e import test_gasflux_api as gasflux
-from tests.e2e import test_mrms_api as mrms
-from tests.e2e import test_offline_api as offline
-from tests.e2e import test_traffic_api as traffic
+from tests.e2e.dataflow import test_dataflow_api as dataflow
+from tests.e2e.gasflux import test_gasflux_api as gasflux
+from tests.e2e.mrms import test_mrms_api as mrms
+from tests.e2e.offline import test_offline_api as offline
+from tests.e2e.traffic import test_traffic_api as traffic
 from tests.support.services import ServicesInfo, session_services
 from tests.support.stack import DEV_TOKEN, StackInfo
 from tests.support.traffic import traffic_csv

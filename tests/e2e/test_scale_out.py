@@ -28,6 +28,7 @@ from tests.e2e.gasflux.test_gasflux_api import CONFIG_YAML, STEM, _poll
 from tests.e2e.mrms.test_mrms_api import cancer_frame, create_project, insert_hist, upload_dataset, wait_learn
 from tests.e2e.traffic.test_traffic_api import start, upload, wait_done
 from tests.support.plume import PlumeFlight, simulate
+from tests.support.polling import poll
 from tests.support.scale_out import ZOMBIE_AFTER_SECONDS, ScaleOutTopology, Worker
 from tests.support.services import session_services
 from tests.support.traffic import traffic_csv
@@ -166,7 +167,15 @@ def test_two_workers_from_two_copies_share_only_urls_and_survive_losing_one(tmp_
         timings["20 jobs"] = time.monotonic() - phase
         print(f"scale-out timings so far: {timings}", flush=True)
         assert sorted(j[:3] for j in done) == ["000"] * 6 + ["002"] * 2 + ["003"] * 6 + ["004"] * 6
-        top_level = flow_runs(api)
+        # a legacy API may answer "done" a moment before Prefect records the run Completed (the MRMS
+        # flow writes status 6 as its last step): wait for Prefect to catch up, then require Completed
+        final = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+        top_level = poll(
+            lambda: flow_runs(api),
+            lambda runs: len(runs) >= 20 and all(r["state_type"] in final for r in runs),
+            timeout=60,
+            what="Prefect's states of the 20 runs",
+        )
         assert len(top_level) == 20, [r["name"] for r in top_level]
         assert all(r["state_type"] == "COMPLETED" for r in top_level), [
             (r["name"], r["state_type"]) for r in top_level if r["state_type"] != "COMPLETED"

@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +55,36 @@ class StackInfo:
         from flowbridge.settings import get_settings
 
         get_settings.cache_clear()
+
+
+@contextmanager
+def stack_environment(info: StackInfo) -> Iterator[StackInfo]:
+    """Point this test process at `info`'s stack for a block, then back at whatever it used before.
+
+    Settings and the job gateway are cached per process, so both are dropped on the way in and out: a
+    module with its own stack must not leave later modules in the same xdist worker talking to its (by
+    then dropped) database or stopped Prefect server.
+    """
+    saved = dict(os.environ)
+    info.apply_to_environment()
+    _drop_process_caches()
+    try:
+        yield info
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        _drop_process_caches()
+
+
+def _drop_process_caches() -> None:
+    import api_bridge.gateway as gateway
+    from flowbridge.settings import get_settings
+
+    get_settings.cache_clear()
+    with gateway._gateway_lock:
+        if gateway._gateway is not None:
+            gateway._gateway.close()
+        gateway._gateway = None
 
 
 def create_database(prefix: str = "flowbridge_test") -> str:

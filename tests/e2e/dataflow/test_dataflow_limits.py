@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.support.stack import StackInfo, TestStack, extra_bridge
+from tests.support.stack import StackInfo, TestStack, extra_bridge, stack_environment
 
 pytestmark = pytest.mark.e2e
 BASE = "/api/data-flow"
@@ -38,15 +38,12 @@ def own_stack() -> Iterator[StackInfo]:
         }
     )
     info = started.start()
-    saved = dict(os.environ)
-    info.apply_to_environment()
     try:
-        yield info
+        with stack_environment(info):
+            yield info
     finally:
         if os.environ.get("FLOWBRIDGE_TEST_DUMP_LOGS"):
             started.dump_logs()
-        os.environ.clear()
-        os.environ.update(saved)
         started.stop()
 
 

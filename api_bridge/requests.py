@@ -133,17 +133,24 @@ def strict_json(raw: bytes | str) -> Any:
 async def read_json_object(request: Request, *, max_bytes: int, required: bool = True) -> dict[str, Any]:
     """A body that must be one JSON object (strict JSON); an empty body is {} unless `required`.
 
-    Raises BadBody naming the problem, for the router to put in its own envelope."""
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise BadBody(f"request body larger than {max_bytes} bytes")
+    Raises BadBody naming the problem, for the router to put in its own envelope. The body is read in
+    chunks and given up past `max_bytes`, so an oversized one never sits in memory whole."""
+    too_large = BadBody(f"request body larger than {max_bytes} bytes")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise too_large
     if not raw.strip():
         if required:
             raise BadBody("the request body must be a JSON object")
         return {}
     try:
-        body = strict_json(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        body = strict_json(bytes(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadBody(f"body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise BadBody("the request body must be a JSON object")

@@ -9,7 +9,6 @@ mapped to the flow run in the metadata DB, with the upload, the client's priorit
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import time
 import uuid
@@ -25,7 +24,7 @@ from api_bridge import health as host
 from api_bridge.errors import register_envelope
 from api_bridge.gateway import get_gateway
 from api_bridge.pages import static_page
-from api_bridge.requests import BadBody, BodyTooLarge, read_body
+from api_bridge.requests import BadBody, BodyTooLarge, read_body, read_json_object
 from api_bridge.responses import file_or_stream
 from api_bridge.routers.gasflux import schema, service
 from api_bridge.routers.gasflux.codes import (
@@ -263,19 +262,11 @@ def _get_task(task_id: str, *, blocking: bool = True) -> JSONResponse | None:
 
 
 async def _json_object(request: Request) -> dict[str, Any] | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_JSON_BODY:
-        return None
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_JSON_BODY:
-            return None
+    """The PUT body as a JSON object, or None for anything else (the caller answers the document's 400)."""
     try:
-        value = json.loads(bytes(raw))
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
+        return await read_json_object(request, max_bytes=MAX_JSON_BODY)
+    except BadBody:
         return None
-    return value if isinstance(value, dict) else None
 
 
 @router.put("/task/{task_id}", **schema.PUT_TASK)

@@ -336,7 +336,7 @@ def interval_bands(
     Quantiles of the backtest residuals (relative to the forecast level) per series and horizon block,
     recency-weighted (`band_weights`), at the nominal level plus `BAND_LEVEL_MARGIN`: the next day is not
     exchangeable with the backtest days (weather, events, drifting spread), and on the six benchmark weeks
-    bands at the nominal level covered 67-75 % even when recency-weighted. Holiday-affected hours widen by
+    bands at the nominal level covered 64-76 % even when recency-weighted. Holiday-affected hours widen by
     the square root of `holiday_widening`, at most `HOLIDAY_WIDENING_CAP`: the naive's holiday error ratio
     (1.0-2.1 on the benchmark sets) overstated what the combination needs (PeMS Thanksgiving week covered
     98.8 % with the full factor). A separate step so the bands can be studied on recorded backtests."""

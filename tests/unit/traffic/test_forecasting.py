@@ -11,15 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.traffic import combination
 from tasks.traffic import forecasting as fc
 from tasks.traffic.combination import (
+    BAND_LEVEL_MARGIN,
     COMBINATION,
+    HOLIDAY_WIDENING_CAP,
     backtest_pairs,
+    band_weights,
     combination_weights,
     conformal_bands,
     holiday_widening,
     series_weights_win,
-    week_calibrated_level,
+    weighted_quantiles,
 )
 from tasks.traffic.data import TrafficSeries, load_traffic_csv
 from tasks.traffic.forecasting import (
@@ -355,17 +359,48 @@ def test_weights_and_methods_are_reported() -> None:
         assert set(metrics["candidates"]) == {MODEL, NAIVE_WEEKLY, NAIVE_DAILY}
 
 
-def test_band_level_widens_only_when_weeks_differ() -> None:
+def test_weighted_quantiles_match_plain_ones_and_follow_the_weights() -> None:
     rng = np.random.default_rng(7)
-    week = np.repeat(np.arange(4), 2000)
-    cols, blocks = np.zeros(8000, dtype=int), rng.integers(0, 4, 8000)
-    steady = rng.normal(0, 1, 8000)
-    assert week_calibrated_level(steady, cols, blocks, week, 1, 0.8) <= 0.82
-    shifting = steady * np.array([0.7, 1.3, 0.8, 1.2])[week]
-    level = week_calibrated_level(shifting, cols, blocks, week, 1, 0.8)
-    assert level >= 0.84
-    # one week of evidence: nothing to hold out
-    assert week_calibrated_level(shifting[:2000], cols[:2000], blocks[:2000], week[:2000], 1, 0.8) == 0.8
+    values = rng.normal(0, 1, 20_000)
+    lo, hi = weighted_quantiles(values, np.ones(len(values)), alpha=0.2)
+    assert lo == pytest.approx(-1.2816, abs=0.05) and hi == pytest.approx(1.2816, abs=0.05)
+    # all the weight on the second half, which is twice as spread: the quantiles are that half's
+    spread = np.concatenate([values[:10_000], 2 * values[10_000:]])
+    weights = np.r_[np.zeros(10_000), np.ones(10_000)]
+    lo, hi = weighted_quantiles(spread, weights, alpha=0.2)
+    assert hi == pytest.approx(2 * 1.2816, rel=0.06) and lo == pytest.approx(-2 * 1.2816, rel=0.06)
+
+
+def test_bands_follow_the_recent_spread_of_the_errors() -> None:
+    """28 backtest days whose error spread drifts: after calm days the bands are narrow, after rough days
+    wide, each close to the recent days' quantiles; equal weights would give the same band for both."""
+    rng = np.random.default_rng(9)
+    origin_day = np.repeat(np.arange(28), 24)  # 0 = latest
+    cols, blocks = np.zeros(len(origin_day), dtype=int), (np.tile(np.arange(24), 28) * 4) // 24
+    noise = rng.normal(0, 1, len(origin_day))
+    weights = band_weights(origin_day)
+    assert weights[origin_day == 0][0] == 1.0 and weights[origin_day == 3][0] == pytest.approx(0.5)
+    rough_recently = noise * np.where(origin_day < 7, 3.0, 1.0)
+    calm_recently = noise * np.where(origin_day < 7, 1.0, 3.0)
+    _, hi_rough = conformal_bands(rough_recently, cols, blocks, 1, 0.8, weights)
+    _, hi_calm = conformal_bands(calm_recently, cols, blocks, 1, 0.8, weights)
+    assert (hi_rough > 2 * hi_calm).all()
+    assert np.median(hi_rough) == pytest.approx(3 * 1.2816, rel=0.35)
+    assert np.median(hi_calm) == pytest.approx(1.2816, rel=0.35)
+    _, equal_rough = conformal_bands(rough_recently, cols, blocks, 1, 0.8)
+    _, equal_calm = conformal_bands(calm_recently, cols, blocks, 1, 0.8)
+    assert np.allclose(np.median(equal_rough), np.median(equal_calm), rtol=0.5)
+
+
+def test_holiday_widening_is_shrunk_toward_one_and_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The naive's holiday error ratio overstates what the combination needs (PeMS Thanksgiving week
+    covered 98.8 % with it): the bands use its square root, at most HOLIDAY_WIDENING_CAP."""
+    series, _ = _series(days=60, n_series=2, seed=11)
+    for measured, used in ((1.44, 1.2), (9.0, HOLIDAY_WIDENING_CAP)):
+        monkeypatch.setattr(combination, "holiday_widening", lambda grid, level, m=measured: m)
+        result = forecast(series, FAST)
+        assert result.info["holiday_widening"] == pytest.approx(used)
+        assert result.info["band_quantile_level"] == pytest.approx(0.8 + BAND_LEVEL_MARGIN)
 
 
 @pytest.mark.parametrize(("holiday_noise", "low", "high"), [(0.0, 1.0, 1.25), (0.5, 1.6, 3.0)])

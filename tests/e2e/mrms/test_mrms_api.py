@@ -393,7 +393,16 @@ def test_two_histories_of_one_project_train_concurrently(
     hists = [insert_hist(bridge, project_id, "mlp_classifier", params) for _ in range(2)]
     assert [wait_learn(bridge, h) for h in hists] == ["6", "6"]
     gateway = get_gateway()
-    runs = [gateway.status(learn_hist(h)["flow_run_id"], fresh=True) for h in hists]
+    # status 6 is the flow's last step; Prefect records the run's end a moment later
+    runs = [
+        poll(
+            lambda h=h: gateway.status(learn_hist(h)["flow_run_id"], fresh=True),
+            lambda status: status.ended is not None,
+            timeout=60,
+            what=f"Prefect's end of {h}'s run",
+        )
+        for h in hists
+    ]
     assert runs[0].run_id != runs[1].run_id
     # Both runs were in flight at once; when each gets a process is the runner's call (limit 4 here, and
     # under a loaded test run a flow-run subprocess can take longer to start than a run takes).

@@ -317,6 +317,17 @@ def task_answer(row: OfflineTask, status: JobStatus | None) -> dict[str, Any]:
             "finishTime": None,
         }
     mapped = STATUS_OF[status.state]
+    if row.cancel_requested_at is not None and not status.state.is_final:
+        # Cancelled by the client: a runner that picked the run up at that moment shows it RUNNING for a
+        # second or two until the flow sees the mark and ends Cancelled. The task stays ERROR meanwhile.
+        return {
+            "id": row.id,
+            "status": TaskStatus.ERROR.value,
+            "addTime": offline_local_time(status.created or row.created_at),
+            "startTime": offline_local_time(status.started),
+            "finishTime": offline_local_time(row.cancel_requested_at),
+            "message": CANCEL_MESSAGE,
+        }
     answer: dict[str, Any] = {
         "id": row.id,
         "status": mapped.value,

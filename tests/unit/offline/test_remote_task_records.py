@@ -218,9 +218,14 @@ def test_task_times_are_utc_aware_on_sqlite_and_answered_in_the_configured_zone(
         for when in (row.cancel_requested_at, row.notified_at):
             assert when is not None and when.tzinfo == UTC
             assert abs(datetime.now(UTC) - when) < timedelta(minutes=1)  # comparable with aware times
+        cancelled_at = row.cancel_requested_at
     answer = client.get("/api/algorithm/task/get", params={"taskId": task_id}).json()
     assert answer["addTime"] == "2024-08-08 15:51:23"
-    assert answer["status"] == "INITIALING" and answer["startTime"] is None
+    # the cancel mark alone makes the task ERROR, whatever the (fake) run still says; its finish is the mark
+    assert answer["status"] == "ERROR" and answer["startTime"] is None
+    assert answer["finishTime"] == cancelled_at.astimezone(timezone(timedelta(hours=8))).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
 
 
 def test_the_migration_rebuilds_an_existing_sqlite_table_keeping_its_tasks(tmp_path: Path) -> None:

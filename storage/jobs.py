@@ -31,6 +31,12 @@ class JobState(StrEnum):
     CANCELLED = "CANCELLED"
     CRASHED = "CRASHED"
 
+    @classmethod
+    def of(cls, state: Any | None) -> JobState:
+        """The type of a Prefect State (duck-typed, so storage needs no prefect import); a run without a
+        state yet is PENDING."""
+        return cls(state.type.value) if state is not None else cls.PENDING
+
     @property
     def is_final(self) -> bool:
         return self in {JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.CRASHED}

@@ -67,7 +67,7 @@ class LogLine:
 
 def to_status(run: FlowRun, artifact: Any | None) -> JobStatus:
     state = run.state
-    state_type = JobState(state.type.value) if state else JobState.PENDING
+    state_type = JobState.of(state)
     detail = decode_description(float(artifact.data or 0), artifact.description) if artifact else None
     percent = detail.percent if detail else 0.0
     completed_steps = detail.completed_steps if detail else None

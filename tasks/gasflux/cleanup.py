@@ -54,7 +54,7 @@ class PrefectRunRemover:
                 run = client.read_flow_run(UUID(run_id))
             except ObjectNotFound:
                 return None
-        return JobState(run.state.type.value) if run.state else JobState.PENDING
+        return JobState.of(run.state)
 
 
 def remove_task(runs: RunRemover, job_id: str, flow_run_id: str, upload_dir: str) -> Removed:

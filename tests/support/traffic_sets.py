@@ -43,8 +43,15 @@ class TrafficSet:
     column: str
     description: str
     licence: str
-    # label -> last scored hour of a 7-day window
+    # label -> last scored hour of a 7-day window: the windows the band settings were chosen on
     weeks: dict[str, str]
+    # windows picked before any was scored (a normal week and a Monday holiday's week, each ending on a
+    # Sunday, chosen by rule, not by result) and never used to choose a setting: the out-of-sample check
+    held_out: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def windows(self, held_out: bool = True) -> dict[str, str]:
+        """Every window to score, held-out labels prefixed "held-out "."""
+        return self.weeks | ({f"held-out {k}": v for k, v in self.held_out.items()} if held_out else {})
 
 
 SETS = {
@@ -57,6 +64,7 @@ SETS = {
             "I-94 westbound, Minneapolis: vehicles/h (UCI Metro Interstate Traffic Volume)",
             "CC BY 4.0",
             {"normal": "2018-09-30 23:00", "4 July": "2018-07-08 23:00"},
+            {"normal": "2018-05-20 23:00", "Labor Day": "2018-09-09 23:00"},
         ),
         TrafficSet(
             "bikesharing",
@@ -65,6 +73,7 @@ SETS = {
             "Capital Bikeshare, Washington DC: trips started/h",
             "Capital Bikeshare data licence",
             {"normal": "2019-08-25 23:00", "4 July": "2019-07-07 23:00"},
+            {"normal": "2019-05-19 23:00", "Memorial Day": "2019-06-02 23:00"},
         ),
         TrafficSet(
             "sf_traffic",
@@ -73,6 +82,7 @@ SETS = {
             "SF Bay Area freeway sensor: lane occupancy/h (Caltrans PeMS)",
             "public (Caltrans PeMS)",
             {"normal": "2016-10-23 23:00", "Thanksgiving": "2016-11-27 23:00"},
+            {"normal": "2016-08-21 23:00", "Labor Day": "2016-09-11 23:00"},
         ),
     )
 }

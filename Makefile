@@ -26,7 +26,7 @@ run: install
 test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -275,31 +275,35 @@ def find_param_set(param_id: str) -> dict[str, Any] | None:
 
 
 # --- projects ---------------------------------------------------------------------------------------
-def create_project(
-    *,
-    project_id: str,
-    purpose: Purpose,
-    dataset_id: str | None,
-    status: ProjectStatus,
-    start_time: datetime | None,
-    modeling_mode: ModelingMode,
-    early_stop: EarlyStop,
-    tags: list[str],
-) -> None:
+@dataclass(frozen=True)
+class NewProject:
+    """What project_create stores: the document's fields, parsed."""
+
+    project_id: str
+    purpose: Purpose
+    dataset_id: str | None
+    status: ProjectStatus
+    start_time: datetime | None
+    modeling_mode: ModelingMode
+    early_stop: EarlyStop
+    tags: list[str]
+
+
+def create_project(project: NewProject) -> None:
     with session_scope() as session:
         _commit_new(
             session,
             MrmsProject(
-                project_id=project_id,
-                project_purpose_cd=purpose.value,
-                dataset_id=dataset_id,
-                status=status.value,
-                start_time=start_time or _now(),
-                modeling_mode=modeling_mode.value,
-                early_stop_param=early_stop.as_json(),
-                tags=tags,
+                project_id=project.project_id,
+                project_purpose_cd=project.purpose.value,
+                dataset_id=project.dataset_id,
+                status=project.status.value,
+                start_time=project.start_time or _now(),
+                modeling_mode=project.modeling_mode.value,
+                early_stop_param=project.early_stop.as_json(),
+                tags=project.tags,
             ),
-            f"project {project_id!r}",
+            f"project {project.project_id!r}",
         )
 
 

@@ -45,7 +45,7 @@ from flowbridge.settings import get_settings
 from storage.filesystems import UnsafePathError
 from storage.mrms import repository as records
 from storage.mrms.domain import LearnStatus, ModelingMode, ProjectStatus, Purpose, TimeType
-from storage.mrms.repository import EarlyStop, RecordError, parse_enum, parse_float, parse_time
+from storage.mrms.repository import EarlyStop, NewProject, RecordError, parse_enum, parse_float, parse_time
 
 router = APIRouter(prefix="/mrms", tags=["003 MRMS"])
 log = logging.getLogger("flowbridge.mrms")
@@ -107,8 +107,7 @@ async def project_create(request: Request) -> Response:
 def _project_create(fields: dict[str, str]) -> str:
     project_id = require(fields.get("project_id"), "project_id")
     status = parse_enum(ProjectStatus, require(fields.get("status"), "status"), "status")
-    service.create_project(
-        get_gateway(),
+    project = NewProject(
         project_id=project_id,
         purpose=parse_enum(Purpose, fields.get("project_purpose_cd"), "project_purpose_cd"),
         dataset_id=optional(fields.get("dataset_id"), "dataset_id"),
@@ -118,6 +117,7 @@ def _project_create(fields: dict[str, str]) -> str:
         early_stop=EarlyStop.parse(fields.get("early_stop_param")),
         tags=parse_tags(fields.get("tag")),
     )
+    service.create_project(get_gateway(), project)
     return Reply.OK
 
 

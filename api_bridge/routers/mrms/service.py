@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,9 +26,9 @@ from api_bridge.run_names import run_name
 from flowbridge.settings import get_settings
 from storage.filesystems import get_storage, safe_part
 from storage.mrms import repository as records
-from storage.mrms.domain import WORKER_IDX, LearnStatus, ModelingMode, ProjectStatus, Purpose, Trainer
+from storage.mrms.domain import WORKER_IDX, LearnStatus, ProjectStatus, Purpose, Trainer
 from storage.mrms.files import dataset_filename, recorded_path, stored_path
-from storage.mrms.repository import EarlyStop, RecordError
+from storage.mrms.repository import NewProject, RecordError
 
 log = logging.getLogger("flowbridge.mrms")
 ANALYSIS_JOB = "mrms_analysis"
@@ -37,31 +37,12 @@ LOG_PAGE = 200
 
 
 # --- projects ---------------------------------------------------------------------------------------
-def create_project(
-    gateway: JobGateway,
-    *,
-    project_id: str,
-    purpose: Purpose,
-    dataset_id: str | None,
-    status: ProjectStatus,
-    start_time: datetime | None,
-    modeling_mode: ModelingMode,
-    early_stop: EarlyStop,
-    tags: list[str],
-) -> None:
+def create_project(gateway: JobGateway, project: NewProject) -> None:
     """A new project; status 5 is stored as 1 until its analysis run exists, then moves on from there."""
-    records.create_project(
-        project_id=project_id,
-        purpose=purpose,
-        dataset_id=dataset_id,
-        status=ProjectStatus.UPLOAD_WAITING if status is ProjectStatus.ANALYSIS_REQUESTED else status,
-        start_time=start_time,
-        modeling_mode=modeling_mode,
-        early_stop=early_stop,
-        tags=tags,
-    )
-    if status is ProjectStatus.ANALYSIS_REQUESTED:
-        _request_analysis(gateway, project_id)
+    requested = project.status is ProjectStatus.ANALYSIS_REQUESTED
+    records.create_project(replace(project, status=ProjectStatus.UPLOAD_WAITING) if requested else project)
+    if requested:
+        _request_analysis(gateway, project.project_id)
 
 
 def set_project_status(gateway: JobGateway, project_id: str, status: ProjectStatus) -> None:

@@ -38,14 +38,16 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def _project(project_id: str = "p1", purpose: Purpose = Purpose.CLASSIFICATION) -> None:
     records.create_project(
-        project_id=project_id,
-        purpose=purpose,
-        dataset_id="d1",
-        status=ProjectStatus.UPLOAD_WAITING,
-        start_time=None,
-        modeling_mode=ModelingMode.BASIC,
-        early_stop=EarlyStop(),
-        tags=["a", "b"],
+        records.NewProject(
+            project_id=project_id,
+            purpose=purpose,
+            dataset_id="d1",
+            status=ProjectStatus.UPLOAD_WAITING,
+            start_time=None,
+            modeling_mode=ModelingMode.BASIC,
+            early_stop=EarlyStop(),
+            tags=["a", "b"],
+        )
     )
 
 
@@ -216,14 +218,16 @@ def test_begin_training_reports_status_5_and_reads_the_job_in_one_call(database:
     assert model["task_idx"] == "0" and model["start_time"] == "20261123093005"
     assert model["message"] == records.NO_MESSAGE
     records.create_project(  # a project naming a dataset that is gone: the run fails on None, not here
-        project_id="p3",
-        purpose=Purpose.CLASSIFICATION,
-        dataset_id="gone",
-        status=ProjectStatus.UPLOAD_WAITING,
-        start_time=None,
-        modeling_mode=ModelingMode.BASIC,
-        early_stop=EarlyStop(),
-        tags=[],
+        records.NewProject(
+            project_id="p3",
+            purpose=Purpose.CLASSIFICATION,
+            dataset_id="gone",
+            status=ProjectStatus.UPLOAD_WAITING,
+            start_time=None,
+            modeling_mode=ModelingMode.BASIC,
+            early_stop=EarlyStop(),
+            tags=[],
+        )
     )
     _hist("h3", "p3")
     assert records.begin_training("h3", task_idx="0", when=started).dataset is None

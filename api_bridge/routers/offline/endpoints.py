@@ -317,17 +317,6 @@ def task_answer(row: OfflineTask, status: JobStatus | None) -> dict[str, Any]:
             "finishTime": None,
         }
     mapped = STATUS_OF[status.state]
-    if row.cancel_requested_at is not None and not status.state.is_final:
-        # Cancelled by the client: a runner that picked the run up at that moment shows it RUNNING for a
-        # second or two until the flow sees the mark and ends Cancelled. The task stays ERROR meanwhile.
-        return {
-            "id": row.id,
-            "status": TaskStatus.ERROR.value,
-            "addTime": offline_local_time(status.created or row.created_at),
-            "startTime": offline_local_time(status.started),
-            "finishTime": offline_local_time(row.cancel_requested_at),
-            "message": CANCEL_MESSAGE,
-        }
     answer: dict[str, Any] = {
         "id": row.id,
         "status": mapped.value,
@@ -335,6 +324,12 @@ def task_answer(row: OfflineTask, status: JobStatus | None) -> dict[str, Any]:
         "startTime": offline_local_time(status.started),
         "finishTime": offline_local_time(status.ended) if status.state.is_final else None,
     }
-    if mapped is TaskStatus.ERROR:
+    if row.cancel_requested_at is not None and not status.state.is_final:
+        # Cancelled by the client: a runner that picked the run up at that moment shows it RUNNING for a
+        # second or two until the flow sees the mark and ends Cancelled. The task stays ERROR meanwhile.
+        answer["status"] = TaskStatus.ERROR.value
+        answer["finishTime"] = offline_local_time(row.cancel_requested_at)
+        answer["message"] = CANCEL_MESSAGE
+    elif mapped is TaskStatus.ERROR:
         answer["message"] = service.failure_reason(status)
     return answer

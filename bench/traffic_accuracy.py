@@ -140,9 +140,16 @@ def _window(task: tuple[str, str, str, list[str]]) -> list[dict[str, object]]:
 
 def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds: float, jobs: int) -> str:
     ours = table[table["method"] == "after"]
-    held = ours["window"].str.startswith("held-out")
+    second = ours["window"].str.startswith("held-out 2 ")
+    first = ours["window"].str.startswith("held-out ") & ~second
+    parts = (
+        ("tuned windows", ours[~first & ~second]),
+        ("held-out windows", ours[first]),
+        ("second held-out windows", ours[second]),
+        ("all", ours),
+    )
     goals = []
-    for part, rows in (("tuned windows", ours[~held]), ("held-out windows", ours[held]), ("all", ours)):
+    for part, rows in parts:
         if len(rows):
             goals += [
                 (
@@ -216,6 +223,14 @@ def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds:
             f"({sum(not 0.75 <= f <= 0.85 for f in floor)} outside 75-85 %): the spread a band calibrated on "
             "average keeps from week to week (hours within a week are strongly correlated).",
         ]
+        oracle = calibrated_floor(our_bands)
+        lines += [
+            "",
+            "Floor with perfect calibration: a band that covers each hour with probability exactly 80 %, "
+            f"hours independent (the kindest case; real misses cluster), keeps a window within 75-85 % with "
+            f"probability {oracle['p_week']:.1%} and all {len(our_bands)} windows with probability "
+            f"{oracle['p_all']:.1%} ({oracle['expected_outside']:.1f} windows outside expected).",
+        ]
     lines += [
         "",
         "Speed, one forecast of 21 hourly series x 2 years (tests/support/traffic_sets.panel): "
@@ -244,6 +259,28 @@ def pooled_floor(bands: list[np.ndarray], level: float = LEVEL) -> list[float]:
             (middle, high) if covered(middle, truth, point, lower, upper).mean() < level else (low, middle)
         )
     return [float(covered(high, *b).mean()) for b in bands]
+
+
+def calibrated_floor(bands: list[np.ndarray], level: float = LEVEL) -> dict[str, float]:
+    """How often a perfectly calibrated band keeps each window's coverage within 75-85 %.
+
+    The band covers each hour with probability exactly `level`, hours independent (binomial): the kindest
+    case, since real misses cluster in time, which only widens the week-to-week spread. Why: with 168
+    hours per week, a 75-85 % goal on every one of many weeks is partly a matter of luck even for an
+    oracle, and the table should say how much.
+    """
+    from scipy.stats import binom
+
+    inside = []
+    for b in bands:
+        n = b.shape[1]
+        low, high = int(np.ceil(0.75 * n - 1e-9)), int(np.floor(0.85 * n + 1e-9))
+        inside.append(float(binom.cdf(high, n, level) - binom.cdf(low - 1, n, level)))
+    return {
+        "p_week": float(np.mean(inside)),
+        "p_all": float(np.prod(inside)),
+        "expected_outside": float(sum(1 - p for p in inside)),
+    }
 
 
 def _cell(row: pd.DataFrame, method: str, column: str, fmt: str) -> str:

@@ -6,8 +6,8 @@ forecast, so band variants can be compared without refitting. This script runs t
 inputs and the truth into a pickle, then scores each band variant's coverage per window in seconds.
 
 Usage: python bench/traffic_bands.py [--windows tuned,held-out] [--jobs 2] [--record path]
-Only the windows named are recorded and scored (labels "normal", "held-out ...", "held-out 2 ..."), so a
-batch kept for an out-of-sample check stays unseen until the variant is fixed.
+Only the batches named are recorded and scored (traffic_sets.BATCHES: tuned, held-out, held-out 2,
+held-out 3), so a batch kept for an out-of-sample check stays unseen until the variant is fixed.
 """
 
 from __future__ import annotations
@@ -31,13 +31,8 @@ from tasks.traffic.forecasting import ForecastConfig  # noqa: E402
 from tests.support import traffic_sets  # noqa: E402
 
 ORIGINS, HORIZON, LEVEL = 7, 24, 0.8
-BATCHES = ("tuned", "held-out", "held-out 2")
-
-
-def batch_of(label: str) -> str:
-    if label.startswith("held-out 2 "):
-        return "held-out 2"
-    return "held-out" if label.startswith("held-out ") else "tuned"
+BATCHES = traffic_sets.BATCHES
+batch_of = traffic_sets.batch_of
 
 
 def record_window(task: tuple[str, str, str]) -> dict[str, object]:

@@ -261,12 +261,20 @@ def test_sensor_silent_during_the_backtest_still_gets_bands() -> None:
 
 
 def test_weights_go_to_the_method_that_is_right_and_shrink_toward_equal() -> None:
+    """Shrinkage spreads over the methods not clearly worse than the best: far worse ones get nothing."""
     rng = np.random.default_rng(0)
     truth = rng.uniform(100, 200, 500)
-    preds = np.column_stack([truth + rng.normal(0, 1, 500), truth + 50, truth + 80])
+    noise = rng.normal(0, 1, 500)
+    preds = np.column_stack([truth + noise, truth + 50, truth + 80])
     ones = np.ones(500)
     assert np.allclose(combination_weights(preds, truth, ones, shrinkage=0.0), [1, 0, 0])
-    assert np.allclose(combination_weights(preds, truth, ones, shrinkage=0.3), [0.8, 0.1, 0.1])
+    assert np.allclose(combination_weights(preds, truth, ones, shrinkage=0.3), [1, 0, 0])
+    # the second method makes the first one's errors 15 % larger (mixing cannot help): it shares the shrinkage
+    close = np.column_stack([truth + noise, truth + 1.15 * noise, truth + 80])
+    assert np.allclose(combination_weights(close, truth, ones, shrinkage=0.3), [0.85, 0.15, 0])
+    # all about as good: equal shrinkage, as before trimming
+    alike = np.column_stack([truth + noise, truth + noise + 0.1, truth + noise - 0.1])
+    assert combination_weights(alike, truth, ones, shrinkage=0.3).min() >= 0.1 - 1e-9
     assert np.allclose(combination_weights(preds, np.full(500, np.nan), ones, 0.3), [1 / 3] * 3)
 
 

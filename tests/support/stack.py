@@ -52,22 +52,19 @@ class StackInfo:
                 "FLOWBRIDGE_PREFECT_API_URL": self.prefect_api_url,
             }
         )
-        from flowbridge.settings import get_settings
-
-        get_settings.cache_clear()
+        _drop_process_caches()
 
 
 @contextmanager
 def stack_environment(info: StackInfo) -> Iterator[StackInfo]:
     """Point this test process at `info`'s stack for a block, then back at whatever it used before.
 
-    Settings and the job gateway are cached per process, so both are dropped on the way in and out: a
-    module with its own stack must not leave later modules in the same xdist worker talking to its (by
-    then dropped) database or stopped Prefect server.
+    Settings, the job gateway and the lineage graph store are cached per process, so all are dropped on
+    the way in and out: a module with its own stack must not leave later modules in the same xdist worker
+    talking to its (by then dropped) database or stopped Prefect server.
     """
     saved = dict(os.environ)
     info.apply_to_environment()
-    _drop_process_caches()
     try:
         yield info
     finally:
@@ -79,12 +76,18 @@ def stack_environment(info: StackInfo) -> Iterator[StackInfo]:
 def _drop_process_caches() -> None:
     import api_bridge.gateway as gateway
     from flowbridge.settings import get_settings
+    from storage.dataflow import graph
 
     get_settings.cache_clear()
     with gateway._gateway_lock:
         if gateway._gateway is not None:
             gateway._gateway.close()
         gateway._gateway = None
+    # the graph store holds an engine on the metadata database of the stack that first used it
+    with graph._graph_lock:
+        if graph._graph is not None:
+            graph._graph.close()
+        graph._graph = None
 
 
 def create_database(prefix: str = "flowbridge_test") -> str:

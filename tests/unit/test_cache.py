@@ -81,6 +81,9 @@ def test_too_old_values_are_not_served() -> None:
     source, clock = Source(), Clock()
     cache = _cache(source, clock, ttl=0.05, max_stale=0.1)
     cache.get("a")
+    # the stale peek below starts a background reload; slow, so it cannot land (and make the value fresh
+    # again) before the second peek: without the delay this test raced the reload thread
+    source.delay = 0.5
     clock.advance(0.099)
     assert cache.peek("a") == 1  # stale but still servable
     clock.advance(0.002)

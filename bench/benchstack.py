@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flowbridge.settings import Settings, get_settings
-from flowbridge.stack import EmbeddedStack, free_port
+from flowbridge.stack import EmbeddedStack, free_ports
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -34,7 +34,8 @@ def machine() -> str:
 def embedded_stack(**overrides: object) -> Iterator[EmbeddedStack]:
     """Server, runner and bridge on free ports in a temp folder; this process is pointed at them."""
     tmp = Path(tempfile.mkdtemp(prefix="flowbridge-bench-"))
-    settings = Settings(data_dir=tmp / "data", port=free_port(), prefect_port=free_port(), **overrides)
+    port, prefect_port = free_ports(2)
+    settings = Settings(data_dir=tmp / "data", port=port, prefect_port=prefect_port, **overrides)
     stack = EmbeddedStack(settings, log_dir=tmp / "logs")
     try:
         stack.start()

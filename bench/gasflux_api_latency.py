@@ -58,9 +58,10 @@ def measure(url: str, path: str, label: str, shape: str, clients: int, seconds: 
 
 def _start_stack(folder: Path):  # type: ignore[no-untyped-def]
     from flowbridge.settings import Settings
-    from flowbridge.stack import EmbeddedStack, free_port
+    from flowbridge.stack import EmbeddedStack, free_ports
 
-    settings = Settings(data_dir=folder / "data", port=free_port(), prefect_port=free_port(), runner_limit=2)
+    port, prefect_port = free_ports(2)
+    settings = Settings(data_dir=folder / "data", port=port, prefect_port=prefect_port, runner_limit=2)
     stack = EmbeddedStack(settings, log_dir=folder / "logs")
     stack.start()
     return stack

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flowbridge.settings import Settings
-from flowbridge.stack import EmbeddedStack, free_port
+from flowbridge.stack import EmbeddedStack, free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,8 @@ async def _run_probe(timeout: float = 180) -> str:
 
 
 def test_flowbridge_worker_runs_the_pools_deployments_warm(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", prefect_port=free_port(), port=free_port())
+    prefect_port, port = free_ports(2)
+    settings = Settings(data_dir=tmp_path / "data", prefect_port=prefect_port, port=port)
     stack = EmbeddedStack(settings, log_dir=tmp_path / "logs")
     worker = None
     try:
@@ -92,8 +93,9 @@ def test_flowbridge_worker_runs_the_pools_deployments_warm(tmp_path: Path) -> No
 
 def test_the_runner_picks_a_run_up_on_its_event_not_its_poll(tmp_path: Path) -> None:
     """A runner whose poll is 5 minutes apart still starts a submitted run within seconds."""
+    prefect_port, port = free_ports(2)
     settings = Settings(
-        data_dir=tmp_path / "data", prefect_port=free_port(), port=free_port(), runner_poll_seconds=300
+        data_dir=tmp_path / "data", prefect_port=prefect_port, port=port, runner_poll_seconds=300
     )
     stack = EmbeddedStack(settings, log_dir=tmp_path / "logs")
     try:

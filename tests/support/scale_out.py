@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowbridge.stack import free_port, wait_http
+from flowbridge.stack import free_ports, wait_http
 from tests.support.services import API_TOKEN, ServicesInfo
 from tests.support.stack import REPO, create_database, drop_database
 
@@ -103,8 +103,7 @@ class ScaleOutTopology:
 
     def __post_init__(self) -> None:
         self.bucket = f"flowbridge-{uuid.uuid4().hex[:8]}"
-        self.prefect_port = free_port()
-        self.bridge_port = free_port()
+        self.prefect_port, self.bridge_port = free_ports(2)
         self.logs = self.tmp / "logs"
         self.logs.mkdir()
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 
 from flowbridge.settings import Settings
-from flowbridge.stack import EmbeddedStack, free_port, wait_http
+from flowbridge.stack import EmbeddedStack, free_port, free_ports, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("FLOWBRIDGE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -109,8 +109,9 @@ def stack_settings(data_dir: Path, database_url: str, **overrides: object) -> Se
         "api_tokens": ["test-token-1"],
         **overrides,
     }
+    port, prefect_port = free_ports(2)
     return Settings(
-        data_dir=data_dir, database_url=database_url, port=free_port(), prefect_port=free_port(), **values
+        data_dir=data_dir, database_url=database_url, port=port, prefect_port=prefect_port, **values
     )
 
 
@@ -235,8 +236,7 @@ class DefaultStack:
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="flowbridge-default-"))
         self.data_dir = self.tmp / "data"
-        self.port = free_port()
-        self.prefect_port = free_port()
+        self.port, self.prefect_port = free_ports(2)
         self.process: subprocess.Popen[bytes] | None = None
 
     def environment(self) -> dict[str, str]:

@@ -26,13 +26,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.traffic_accuracy import HORIZON, LEVEL, ORIGINS  # noqa: E402
 from tasks.traffic import combination  # noqa: E402
 from tasks.traffic.forecasting import ForecastConfig  # noqa: E402
 from tests.support import traffic_sets  # noqa: E402
-
-ORIGINS, HORIZON, LEVEL = 7, 24, 0.8
-BATCHES = traffic_sets.BATCHES
-batch_of = traffic_sets.batch_of
 
 
 def record_window(task: tuple[str, str, str]) -> dict[str, object]:
@@ -81,7 +78,7 @@ def coverage(window: dict[str, object], variant: Variant) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--windows", default="tuned,held-out", help=f"batches among {BATCHES}")
+    parser.add_argument("--windows", default="tuned,held-out", help=f"batches among {traffic_sets.BATCHES}")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--record", type=Path, default=Path("/tmp/traffic_bands.pkl"))
     args = parser.parse_args()
@@ -94,12 +91,12 @@ def main() -> None:
             (name, label, end)
             for name, s in traffic_sets.SETS.items()
             for label, end in s.windows().items()
-            if batch_of(label) in batches
+            if traffic_sets.batch_of(label) in batches
         ]
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             windows = list(pool.map(record_window, tasks))
         args.record.write_bytes(pickle.dumps(windows))
-    windows = [w for w in windows if batch_of(str(w["window"])) in batches]
+    windows = [w for w in windows if traffic_sets.batch_of(str(w["window"])) in batches]
     variants: dict[str, Variant] = {"current": combination.interval_bands}
     rows = [
         {"set": w["set"], "window": w["window"], **{n: coverage(w, v) for n, v in variants.items()}}

@@ -394,22 +394,22 @@ def calibrated_level(
     """
     levels = np.round(np.arange(coverage, MAX_BAND_LEVEL + 1e-9, 0.01), 2)
     last = int(origin_day.max()) if len(origin_day) else -1
-    days = [j for j in range(min(CALIBRATION_DAYS, last - CALIBRATION_MIN_PAST + 1))]
+    # per checked day: its calibration residuals (cells, recency weights from that day on), its own
+    # residuals and the day's weight; sliced once, the bisection below rescores them at several levels
     checks = []
-    for j in days:
+    for j in range(min(CALIBRATION_DAYS, last - CALIBRATION_MIN_PAST + 1)):
         past, test = origin_day > j, (origin_day == j) & ~np.isnan(residuals)
         if test.any():
-            weights = band_weights(origin_day[past] - j - 1)
-            checks.append((past, test, weights, 0.5 ** (j / BAND_HALF_LIFE_DAYS)))
+            calibration = (residuals[past], cols[past], blocks[past], band_weights(origin_day[past] - j - 1))
+            checks.append((calibration, (residuals[test], blocks[test], cols[test]), float(band_weights(j))))
     if not checks or not len(levels):
         return min(coverage + FALLBACK_LEVEL_MARGIN, MAX_BAND_LEVEL)
     target = coverage + CALIBRATION_OFFSET
 
     def covered(level: float) -> float:
         hits = total = 0.0
-        for past, test, weights, weight in checks:
-            lo, hi = conformal_bands(residuals[past], cols[past], blocks[past], n_series, level, weights)
-            r, b, s = residuals[test], blocks[test], cols[test]
+        for (r_past, c_past, b_past, weights), (r, b, s), weight in checks:
+            lo, hi = conformal_bands(r_past, c_past, b_past, n_series, level, weights)
             hits += weight * ((r >= lo[b, s]) & (r <= hi[b, s])).sum()
             total += weight * len(r)
         return hits / total

@@ -62,14 +62,13 @@ class TrafficSet:
 
     def windows(self, held_out: bool = True) -> dict[str, str]:
         """Every window to score, held-out labels prefixed "held-out ", "held-out 2 " and "held-out 3 "."""
-        if not held_out:
-            return dict(self.weeks)
-        return (
-            self.weeks
-            | {f"held-out {k}": v for k, v in self.held_out.items()}
-            | {f"held-out 2 {k}": v for k, v in self.held_out_2.items()}
-            | {f"held-out 3 {k}": v for k, v in self.held_out_3.items()}
-        )
+        found = dict(self.weeks)
+        if held_out:
+            for batch, weeks in zip(
+                BATCHES[1:], (self.held_out, self.held_out_2, self.held_out_3), strict=True
+            ):
+                found |= {f"{batch} {label}": end for label, end in weeks.items()}
+        return found
 
 
 SETS = {

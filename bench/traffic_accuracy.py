@@ -146,6 +146,7 @@ def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds:
         ("held-out windows", ours[batch == "held-out"]),
         ("second held-out windows", ours[batch == "held-out 2"]),
         ("third held-out windows", ours[batch == "held-out 3"]),
+        ("fourth held-out windows", ours[batch == "held-out 4"]),
         ("all", ours),
     )
     goals = []

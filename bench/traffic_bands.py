@@ -7,7 +7,7 @@ inputs and the truth into a pickle, then scores each band variant's coverage per
 
 Usage: python bench/traffic_bands.py [--windows tuned,held-out] [--jobs 2] [--record path]
 Only the batches named are recorded and scored (traffic_sets.BATCHES: tuned, held-out, held-out 2,
-held-out 3), so a batch kept for an out-of-sample check stays unseen until the variant is fixed.
+held-out 3, held-out 4), so a batch kept for an out-of-sample check stays unseen until the variant is fixed.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds:
         "- Windows: per set, the two the band settings were chosen on, then two held out (a normal week "
         "and a Monday holiday's week, picked by rule before any was scored; tests/support/traffic_sets.py).",
         "- before: per-series selection on one backtest week (the previous forecaster); after: direct "
-        "multi-step model combined with the naives (tasks.traffic.combination).",
+        "multi-step model combined with the naives and the seasonal median (tasks.traffic.combination).",
         "",
         "| set | window (last day) | points | MASE before | MASE after | better naive | ratio before "
         "| ratio after | coverage before | coverage after | CPU s/forecast before | CPU s/forecast after |",

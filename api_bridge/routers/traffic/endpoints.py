@@ -8,7 +8,6 @@ upload's work_id and the run's work_id are both accepted everywhere, with or wit
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from typing import Any
 
@@ -18,7 +17,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api_bridge.errors import Envelope, register_envelope
-from api_bridge.gateway import JobGateway, JobNotFound, JobState, get_gateway
+from api_bridge.gateway import JobGateway, get_gateway
 from api_bridge.requests import BadBody, Body, BodyTooLarge, canonical_uuid, read_body, save_upload
 from api_bridge.responses import stored_file
 from api_bridge.routers.traffic import service
@@ -222,40 +221,12 @@ async def get_resu_process(request: Request) -> JSONResponse:
         return _ret(ProgressRet.FAILED, process="0%", msg=str(exc))
     gateway, work_id = get_gateway(), body.fields.get("work_id", "")
     # Pollers hammer this endpoint: answer from the gateway's memory when it can, off the loop otherwise.
-    if (answer := _progress(gateway, work_id, blocking=False)) is not None:
-        return answer
-    return await run_in_threadpool(_progress, gateway, work_id)
-
-
-def _progress(gateway: JobGateway, work_id: str, *, blocking: bool = True) -> JSONResponse | None:
-    """The progress answer; with `blocking=False`, None whenever it would need the database, Prefect or
-    storage."""
-    if blocking:
-        job = service.find_job(gateway, work_id)
-        if job is None:
-            missing = f"不存在进度文件: no job has work_id {work_id!r}"
-            return _ret(ProgressRet.FAILED, process="0%", msg=missing)
-        try:
-            status = gateway.status(job.flow_run_id)
-        except JobNotFound:
-            gone = "the job's flow run no longer exists; upload again"
-            return _ret(ProgressRet.FAILED, process="0%", msg=gone)
-    else:
-        canonical = canonical_uuid(work_id)
-        job = gateway.known_job(API, canonical) if canonical else None
-        status = gateway.peek_status(job.flow_run_id) if job else None
-        if job is None or status is None:
-            return None
-    percent = math.floor(status.percent)
-    if status.state is JobState.COMPLETED:
-        ready = gateway.has_result(job.flow_run_id, FORECAST_FILE, cached_only=not blocking)
-        if not ready and not blocking:
-            return None
-        return _ret(ProgressRet.OK, process="100%" if ready else "99%", work_id=job.legacy_id)
-    if status.state in {JobState.FAILED, JobState.CRASHED, JobState.CANCELLED}:
-        reason = status.message or status.state_name
-        return _ret(ProgressRet.FAILED, process=f"{min(percent, 99)}%", msg=f"任务执行存在错误: {reason}")
-    return _ret(ProgressRet.OK, process=f"{min(percent, 99)}%", work_id=job.legacy_id)
+    progress = service.cached_progress(gateway, work_id)
+    if progress is None:
+        progress = await run_in_threadpool(service.progress, gateway, work_id)
+    if progress.problem is not None:
+        return _ret(ProgressRet.FAILED, process=f"{progress.percent}%", msg=progress.problem)
+    return _ret(ProgressRet.OK, process=f"{progress.percent}%", work_id=progress.work_id)
 
 
 @router.post(

@@ -6,9 +6,12 @@ Calls only the job gateway and storage (its path helpers): no session, no path j
 
 from __future__ import annotations
 
-from api_bridge.gateway import JobGateway, JobState
+import math
+from dataclasses import dataclass
+
+from api_bridge.gateway import JobGateway, JobNotFound, JobState, JobStatus
 from api_bridge.requests import canonical_uuid
-from api_bridge.routers.traffic.codes import API
+from api_bridge.routers.traffic.codes import API, FORECAST_FILE
 from storage.filesystems import Storage, upload_relpath
 from storage.jobs import JobRun
 
@@ -67,3 +70,52 @@ def finished_result(gateway: JobGateway, storage: Storage, job: JobRun, name: st
     if gateway.status(job.flow_run_id).state is not JobState.COMPLETED or not storage.exists(path):
         return None
     return path
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a forecast job stands for a poller: its legacy id, whole percent (99 at most until the result
+    file is there), and why it failed or cannot be found (None while it is fine)."""
+
+    work_id: str | None
+    percent: int
+    problem: str | None = None
+
+
+def progress(gateway: JobGateway, work_id: str) -> Progress:
+    """The job's progress, from the database, Prefect and storage."""
+    job = find_job(gateway, work_id)
+    if job is None:
+        return Progress(None, 0, f"不存在进度文件: no job has work_id {work_id!r}")
+    try:
+        status = gateway.status(job.flow_run_id)
+    except JobNotFound:
+        return Progress(None, 0, "the job's flow run no longer exists; upload again")
+    found = _progress(gateway, job, status, cached_only=False)
+    assert found is not None  # only a cached look can come back empty
+    return found
+
+
+def cached_progress(gateway: JobGateway, work_id: str) -> Progress | None:
+    """The job's progress from the gateway's memory alone; None whenever it would need the database,
+    Prefect or storage. Pollers hammer the endpoint: the router answers from this on the event loop when
+    it can and calls `progress` off the loop otherwise."""
+    canonical = canonical_uuid(work_id)
+    job = gateway.known_job(API, canonical) if canonical else None
+    status = gateway.peek_status(job.flow_run_id) if job else None
+    if job is None or status is None:
+        return None
+    return _progress(gateway, job, status, cached_only=True)
+
+
+def _progress(gateway: JobGateway, job: JobRun, status: JobStatus, *, cached_only: bool) -> Progress | None:
+    percent = min(math.floor(status.percent), 99)
+    if status.state is JobState.COMPLETED:
+        ready = gateway.has_result(job.flow_run_id, FORECAST_FILE, cached_only=cached_only)
+        if not ready and cached_only:
+            return None
+        return Progress(job.legacy_id, 100 if ready else 99)
+    if status.state in {JobState.FAILED, JobState.CRASHED, JobState.CANCELLED}:
+        reason = status.message or status.state_name
+        return Progress(job.legacy_id, percent, f"任务执行存在错误: {reason}")
+    return Progress(job.legacy_id, percent)

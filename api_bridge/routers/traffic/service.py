@@ -1,5 +1,6 @@
 """What the traffic forecast (000) does behind its endpoints: where an upload lives, whether it can be
-forecast, which job a work_id names, and where a finished forecast's file is.
+forecast, which job a work_id names, how far it is (what a poller is told) and where a finished
+forecast's file is.
 
 Calls only the job gateway and storage (its path helpers): no session, no path joining, no HTTP here.
 """

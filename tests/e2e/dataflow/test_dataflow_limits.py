@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
-def own_stack() -> Iterator[StackInfo]:
+def own_test_stack() -> Iterator[TestStack]:
     started = TestStack(
         extra_env={
             "FLOWBRIDGE_DATAFLOW_STEP_TIMEOUT_SECONDS": str(STEP_TIMEOUT),
@@ -40,11 +40,16 @@ def own_stack() -> Iterator[StackInfo]:
     info = started.start()
     try:
         with stack_environment(info):
-            yield info
+            yield started
     finally:
         if os.environ.get("FLOWBRIDGE_TEST_DUMP_LOGS"):
             started.dump_logs()
         started.stop()
+
+
+@pytest.fixture(scope="module")
+def own_stack(own_test_stack: TestStack) -> StackInfo:
+    return own_test_stack.info
 
 
 @pytest.fixture()
@@ -267,3 +272,30 @@ def test_a_step_past_its_timeout_fails_the_job_naming_the_step(
     until(lambda: active_slots(flow["id"]) == 0, 10, "the timed-out run's slot given back")
     lines = bridge.get(f"{BASE}/get-dataflow-logs/{flow['id']}", params={"page_size": 200}).json()
     assert any("timed out" in line["message"] for line in lines["data"]["logs"]), lines
+
+
+@pytest.mark.slow
+def test_a_held_slot_survives_a_prefect_server_restart_and_still_expires(
+    bridge: httpx.Client, own_test_stack: TestStack, tmp_path: Path
+) -> None:
+    """Restarting the Prefect server loses no lease: the slot stays held across the restart and frees when
+    its lease expires, as without a restart. With Prefect's in-memory lease storage (its default, which
+    `flowbridge up` overrides) the restarted server would forget the lease and keep the slot taken for good,
+    and this test would time out waiting for it. Afterwards the runner and the bridge serve on."""
+    from flows.dataflow.limit import MIN_LEASE_SECONDS, ensure_limit
+
+    flow = slow_dataflow(bridge, own_test_stack.info, tmp_path, 0)
+    name = limit_name(flow["id"])
+    with prefect_client() as client:
+        ensure_limit(client, name)
+        client.increment_concurrency_slots_with_lease(
+            names=[name], slots=1, mode="concurrency", lease_duration=MIN_LEASE_SECONDS
+        )  # as a run holding it would, but never renewed: its expiry is what the restart must not lose
+    taken = time.monotonic()
+    own_test_stack.stack.stop_process("prefect-server")
+    own_test_stack.stack.start_server()
+    assert active_slots(flow["id"]) == 1, "the restart dropped the held slot"
+    until(lambda: active_slots(flow["id"]) == 0, MIN_LEASE_SECONDS + 45, "the lease expiring after restart")
+    assert time.monotonic() - taken >= MIN_LEASE_SECONDS - 1  # freed by its expiry, not by the restart
+    assert execute(bridge, flow["id"])["code"] == 200
+    assert wait_final(bridge, flow["id"])["status"] == "completed"

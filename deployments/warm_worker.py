@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from prefect.runner._process_manager import ProcessHandle
 
 
-
 def _registered_flow(flow_name: str) -> Any:
     """The flow of a registered job type (already imported by the template), or None."""
     from flows.registry import JOB_TYPES

@@ -142,8 +142,7 @@ class FileSystemInfo(BaseModel):
             return cls.model_validate({**public, "password": secret})
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'info'}: {e['msg']}"
-                for e in exc.errors()
+                f"{'.'.join(map(str, e['loc'])) or 'info'}: {e['msg']}" for e in exc.errors()
             )
             raise RemoteError(f"invalid file system info: {problems}") from None
 
@@ -418,4 +417,3 @@ def _message(exc: BaseException) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, RemoteError) and exc.transient
-

@@ -46,5 +46,3 @@ def gasflux_file_logger() -> logging.Logger:
             logger.propagate = False
             logger._gasflux_configured = True  # type: ignore[attr-defined]
     return logger
-
-

@@ -159,9 +159,7 @@ class PreparedData:
 def _preprocessor(features: pd.DataFrame) -> ColumnTransformer:
     numeric = [c for c in features.columns if pd.api.types.is_numeric_dtype(features[c])]
     categorical = [
-        c
-        for c in features.columns
-        if c not in numeric and features[c].nunique(dropna=True) <= MAX_CATEGORIES
+        c for c in features.columns if c not in numeric and features[c].nunique(dropna=True) <= MAX_CATEGORIES
     ]
     if not numeric and not categorical:
         raise DatasetError("no usable feature columns (numeric, or categorical with few values)")

@@ -45,9 +45,6 @@ class StagedInput(BaseModel):
     bytes: int
 
 
-
-
-
 def secret_for(block: str | None, side: str) -> str | None:
     """The `side` ("input"/"output") secret from the task's Secret block, resolved in the worker."""
     if not block:

@@ -9,7 +9,8 @@ seasonal naive's, and the 80 % coverage.
 
 Usage: python bench/traffic_study.py [--windows tuned,held-out] [--jobs 2] [--record path]
 Only the batches named are recorded and scored (traffic_sets.BATCHES: tuned, held-out, held-out 2,
-held-out 3, held-out 4), so a batch kept for an out-of-sample check stays unseen until the variant is fixed.
+held-out 3, held-out 4, held-out 5), so a batch kept for an out-of-sample check stays unseen until the
+variant is fixed.
 """
 
 from __future__ import annotations

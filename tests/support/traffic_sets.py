@@ -64,13 +64,19 @@ class TrafficSet:
     # twenty-four windows scored so far: the out-of-sample check for that revision. Same rule as the
     # third, applied by code (holidays.US; "not scored" = no overlap with a scored window).
     held_out_4: dict[str, str] = dataclasses.field(default_factory=dict)
+    # a fifth batch, fixed (2026-12-03, second session) after the fourth had been scored and before any
+    # revision chosen on the thirty windows scored so far: kept unscored for that revision's check. Same
+    # rule, applied by the same code.
+    held_out_5: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def windows(self, held_out: bool = True) -> dict[str, str]:
         """Every window to score; held-out labels start with their batch ("held-out ", "held-out 2 ", ...)."""
         found = dict(self.weeks)
         if held_out:
             for batch, weeks in zip(
-                BATCHES[1:], (self.held_out, self.held_out_2, self.held_out_3, self.held_out_4), strict=True
+                BATCHES[1:],
+                (self.held_out, self.held_out_2, self.held_out_3, self.held_out_4, self.held_out_5),
+                strict=True,
             ):
                 found |= {f"{batch} {label}": end for label, end in weeks.items()}
         return found
@@ -90,6 +96,7 @@ SETS = {
             {"normal": "2018-05-13 23:00", "Memorial Day": "2018-06-03 23:00"},
             {"normal": "2018-02-04 23:00", "Presidents' Day": "2018-02-25 23:00"},
             {"normal": "2017-12-17 23:00", "Martin Luther King Jr. Day": "2018-01-21 23:00"},
+            {"normal": "2017-12-10 23:00", "New Year's Day": "2018-01-07 23:00"},
         ),
         TrafficSet(
             "bikesharing",
@@ -102,6 +109,7 @@ SETS = {
             {"normal": "2019-02-03 23:00", "Presidents' Day": "2019-02-24 23:00"},
             {"normal": "2018-12-23 23:00", "Martin Luther King Jr. Day": "2019-01-27 23:00"},
             {"normal": "2018-10-28 23:00", "Veterans Day (observed)": "2018-11-18 23:00"},
+            {"normal": "2018-09-23 23:00", "Columbus Day": "2018-10-14 23:00"},
         ),
         TrafficSet(
             "sf_traffic",
@@ -114,12 +122,16 @@ SETS = {
             {"normal": "2016-09-25 23:00", "Columbus Day": "2016-10-16 23:00"},
             {"normal": "2016-06-19 23:00", "Independence Day": "2016-07-10 23:00"},
             {"normal": "2016-05-15 23:00", "Memorial Day": "2016-06-05 23:00"},
+            {"normal": "2016-01-31 23:00", "Presidents' Day": "2016-02-21 23:00"},
         ),
     )
 }
 
 
-BATCHES = ("tuned", "held-out", "held-out 2", "held-out 3", "held-out 4")
+BATCHES = ("tuned", "held-out", "held-out 2", "held-out 3", "held-out 4", "held-out 5")
+# the batch kept for the next revision's out-of-sample check: a routine benchmark run leaves it out
+# (bench/traffic_accuracy.py --batches names it once the revision is fixed)
+UNSEEN = "held-out 5"
 
 
 def batch_of(label: str) -> str:

@@ -332,7 +332,6 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(traffic_sets.SETS), help="comma-separated set names")
     parser.add_argument("--no-before", action="store_true", help="skip the previous forecaster")
     parser.add_argument("--no-speed", action="store_true", help="skip the 21 x 2 years timing")
-    parser.add_argument("--no-held-out", action="store_true", help="only the windows settings were chosen on")
     scored = ",".join(b for b in traffic_sets.BATCHES if b != traffic_sets.UNSEEN)
     parser.add_argument("--batches", default=scored, help=f"among {traffic_sets.BATCHES} (default: {scored})")
     parser.add_argument("--jobs", type=int, default=1, help="windows scored in parallel processes")
@@ -356,7 +355,7 @@ def main() -> None:
     tasks = [
         (name, label, end, [method])
         for name in args.sets.split(",")
-        for label, end in traffic_sets.SETS[name].windows(held_out=not args.no_held_out).items()
+        for label, end in traffic_sets.SETS[name].windows().items()
         if traffic_sets.batch_of(label) in args.batches.split(",")
         for method in methods
     ]

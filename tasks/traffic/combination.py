@@ -462,10 +462,10 @@ def candidates(grid: fc._Grid, pairs: pd.DataFrame, model: np.ndarray) -> np.nda
     """The combination's members for `pairs`, one column each in METHODS order, from the model's
     predictions (NaN where a series has none): the model, the calendar-aware naives, the seasonal median."""
     weekly, daily = calendar_naives(grid, pairs)
-    return np.column_stack([model, weekly, daily, seasonal_median(grid, pairs, model)])
+    return np.column_stack([model, weekly, daily, seasonal_median(grid, pairs, model, weekly)])
 
 
-def seasonal_median(grid: fc._Grid, pairs: pd.DataFrame, model: np.ndarray) -> np.ndarray:
+def seasonal_median(grid: fc._Grid, pairs: pd.DataFrame, model: np.ndarray, weekly: np.ndarray) -> np.ndarray:
     """Median of the same hour on the same weekday over the last MEDIAN_WEEKS weeks, counting only days of
     the target's kind (working or not) that were no holiday; the model's forecast on holiday-affected days.
 
@@ -473,7 +473,7 @@ def seasonal_median(grid: fc._Grid, pairs: pd.DataFrame, model: np.ndarray) -> n
     practitioner's "historical average" without its outliers, and a member unlike the others lowers the
     combination's error where the weekly naive is noisy (freeway occupancy 0.97x to 0.51x the better naive,
     bench/traffic_study.py). It knows no holidays, so around them it defers to the model, which does.
-    Where no such day is in reach, the calendar-aware weekly naive.
+    Where no such day is in reach, `weekly` (the calendar-aware weekly naive of `pairs`).
     """
     target, step, col = (pairs[k].to_numpy() for k in ("target", "step", "series"))
     k_week = grid.week * np.ceil(step / grid.week).astype(int)
@@ -487,7 +487,7 @@ def seasonal_median(grid: fc._Grid, pairs: pd.DataFrame, model: np.ndarray) -> n
         lags.append(np.where(usable, fc._take(grid.values, row, col), np.nan))
     with fc._quiet():
         median = np.nanmedian(np.column_stack(lags), axis=1)
-    median = np.where(np.isnan(median), calendar_naives(grid, pairs)[0], median)
+    median = np.where(np.isnan(median), weekly, median)
     return np.where(_holiday_affected(grid)[target], model, median)
 
 

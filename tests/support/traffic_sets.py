@@ -69,16 +69,12 @@ class TrafficSet:
     # rule, applied by the same code.
     held_out_5: dict[str, str] = dataclasses.field(default_factory=dict)
 
-    def windows(self, held_out: bool = True) -> dict[str, str]:
+    def windows(self) -> dict[str, str]:
         """Every window to score; held-out labels start with their batch ("held-out ", "held-out 2 ", ...)."""
         found = dict(self.weeks)
-        if held_out:
-            for batch, weeks in zip(
-                BATCHES[1:],
-                (self.held_out, self.held_out_2, self.held_out_3, self.held_out_4, self.held_out_5),
-                strict=True,
-            ):
-                found |= {f"{batch} {label}": end for label, end in weeks.items()}
+        held_out = (self.held_out, self.held_out_2, self.held_out_3, self.held_out_4, self.held_out_5)
+        for batch, weeks in zip(BATCHES[1:], held_out, strict=True):
+            found |= {f"{batch} {label}": end for label, end in weeks.items()}
         return found
 
 

@@ -92,9 +92,8 @@ def progress(gateway: JobGateway, work_id: str) -> Progress:
         status = gateway.status(job.flow_run_id)
     except JobNotFound:
         return Progress(None, 0, "the job's flow run no longer exists; upload again")
-    found = _progress(gateway, job, status, cached_only=False)
-    assert found is not None  # only a cached look can come back empty
-    return found
+    ready = status.state is JobState.COMPLETED and gateway.has_result(job.flow_run_id, FORECAST_FILE)
+    return _progress(job, status, ready)
 
 
 def cached_progress(gateway: JobGateway, work_id: str) -> Progress | None:
@@ -106,15 +105,17 @@ def cached_progress(gateway: JobGateway, work_id: str) -> Progress | None:
     status = gateway.peek_status(job.flow_run_id) if job else None
     if job is None or status is None:
         return None
-    return _progress(gateway, job, status, cached_only=True)
+    if status.state is JobState.COMPLETED:
+        if not gateway.has_result(job.flow_run_id, FORECAST_FILE, cached_only=True):
+            return None  # the file may be there: only storage can say
+        return _progress(job, status, ready=True)
+    return _progress(job, status, ready=False)
 
 
-def _progress(gateway: JobGateway, job: JobRun, status: JobStatus, *, cached_only: bool) -> Progress | None:
+def _progress(job: JobRun, status: JobStatus, ready: bool) -> Progress:
+    """What the poller is told of a job in `status`; `ready`: its forecast file is in storage."""
     percent = min(math.floor(status.percent), 99)
     if status.state is JobState.COMPLETED:
-        ready = gateway.has_result(job.flow_run_id, FORECAST_FILE, cached_only=cached_only)
-        if not ready and cached_only:
-            return None
         return Progress(job.legacy_id, 100 if ready else 99)
     if status.state in {JobState.FAILED, JobState.CRASHED, JobState.CANCELLED}:
         reason = status.message or status.state_name

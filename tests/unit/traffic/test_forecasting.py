@@ -504,7 +504,7 @@ def test_seasonal_median_skips_holidays_and_outliers_and_defers_to_the_model_aro
         future = fc._future_pairs(grid)
         model = np.arange(len(future), dtype="float64")
         weekly, _ = combination.calendar_naives(grid, future)
-        return combination.seasonal_median(grid, future, model), model, weekly
+        return combination.seasonal_median(grid, future, model, weekly), model, weekly
 
     median, _, weekly = member("2024-06-09 23:00")
     assert np.all(weekly == 1000.0)

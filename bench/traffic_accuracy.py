@@ -143,16 +143,8 @@ def _window(task: tuple[str, str, str, list[str]]) -> list[dict[str, object]]:
 def report(table: pd.DataFrame, timing: dict[str, tuple[float, float]], seconds: float, jobs: int) -> str:
     ours = table[table["method"] == "after"]
     batch = ours["window"].map(traffic_sets.batch_of)
-    parts = (
-        ("tuned windows", ours[batch == "tuned"]),
-        ("held-out windows", ours[batch == "held-out"]),
-        ("second held-out windows", ours[batch == "held-out 2"]),
-        ("third held-out windows", ours[batch == "held-out 3"]),
-        ("fourth held-out windows", ours[batch == "held-out 4"]),
-        ("fifth held-out windows", ours[batch == "held-out 5"]),
-        ("sixth held-out windows", ours[batch == "held-out 6"]),
-        ("all", ours),
-    )
+    # one part per batch in BATCHES order (a new batch needs no edit here), then all windows together
+    parts = (*((f"{b} windows", ours[batch == b]) for b in traffic_sets.BATCHES), ("all", ours))
     goals = []
     for part, rows in parts:
         if len(rows):

@@ -46,46 +46,25 @@ class TrafficSet:
     licence: str
     # label -> last scored hour of a 7-day window: the windows the band settings were chosen on
     weeks: dict[str, str]
-    # windows picked before any was scored (a normal week and a Monday holiday's week, each ending on a
-    # Sunday, chosen by rule, not by result) and never used to choose a setting: the out-of-sample check
-    held_out: dict[str, str] = dataclasses.field(default_factory=dict)
-    # a second batch, fixed (commit of 2026-12-03) before any of it was scored, after the first held-out
-    # batch had been scored and the bands were to be revised on all windows scored so far: the out-of-sample
-    # check for that revision. Rule: the latest Monday-holiday week (US) inside the data not scored yet,
-    # and the week ending three Sundays before it.
-    held_out_2: dict[str, str] = dataclasses.field(default_factory=dict)
-    # a third batch, fixed (2026-12-03) after the second had been scored (it put one week above 1.0x the
-    # better naive and one above 85 % coverage) and before the forecaster was revised on all eighteen
-    # windows scored so far: the out-of-sample check for that revision. Rule: the latest Monday-holiday
-    # week (US) inside the data not scored yet, and the latest week with no holiday in it or next to it
-    # ending at least three Sundays before it.
-    held_out_3: dict[str, str] = dataclasses.field(default_factory=dict)
-    # a fourth batch, fixed (2026-12-03, second session) after the third had been scored (one week at
-    # 1.09x the better naive, the third batch's mean 0.86x) and before any revision chosen on all
-    # twenty-four windows scored so far: the out-of-sample check for that revision. Same rule as the
-    # third, applied by code (holidays.US; "not scored" = no overlap with a scored window).
-    held_out_4: dict[str, str] = dataclasses.field(default_factory=dict)
-    # a fifth batch, fixed (2026-12-03, second session) after the fourth had been scored and before any
-    # revision chosen on the thirty windows scored so far: kept unscored for that revision's check. Same
-    # rule, applied by the same code.
-    held_out_5: dict[str, str] = dataclasses.field(default_factory=dict)
-    # a sixth batch, fixed (2026-12-03, third session) by `rule_batch` before the fifth was scored: kept
-    # unscored for the check of the next revision.
-    held_out_6: dict[str, str] = dataclasses.field(default_factory=dict)
-    # the last hourly timestamp of the shipped CSV (a holiday week must end inside the data)
-    data_end: str = ""
+    # the last hourly timestamp of the shipped CSV (a holiday week must end inside the data), written out so
+    # `rule_batch` runs without the wheel
+    data_end: str
+    # held-out batches in BATCHES order, each fixed before any of its windows was scored and never used to
+    # choose a setting until it was (a normal week and a Monday holiday's week, each ending on a Sunday):
+    # 1. picked by rule, not by result, before any window was scored;
+    # 2. fixed after batch 1 was scored, before the bands were revised on the windows scored so far: the
+    #    latest Monday-holiday week (US) inside the data not scored yet, and the week three Sundays before;
+    # 3. fixed after batch 2 put one week above 1.0x the better naive and one above 85 % coverage, before
+    #    the forecaster was revised on eighteen windows; from here on the rule of `rule_batch`;
+    # 4. fixed after batch 3 (one week at 1.09x, mean 0.86x), before the revision chosen on twenty-four;
+    # 5. fixed after batch 4 was scored, before any revision chosen on thirty windows (none was: scored
+    #    once with the forecaster of batch 4);
+    # 6. fixed before batch 5 was scored: kept unscored (UNSEEN) for the check of the next revision.
+    held_out: tuple[dict[str, str], ...] = ()
 
     def batches(self) -> tuple[dict[str, str], ...]:
         """Every batch's windows in BATCHES order (tuned first)."""
-        return (
-            self.weeks,
-            self.held_out,
-            self.held_out_2,
-            self.held_out_3,
-            self.held_out_4,
-            self.held_out_5,
-            self.held_out_6,
-        )
+        return (self.weeks, *self.held_out)
 
     def windows(self) -> dict[str, str]:
         """Every window to score; held-out labels start with their batch ("held-out ", "held-out 2 ", ...)."""
@@ -105,13 +84,15 @@ SETS = {
             "I-94 westbound, Minneapolis: vehicles/h (UCI Metro Interstate Traffic Volume)",
             "CC BY 4.0",
             {"normal": "2018-09-30 23:00", "4 July": "2018-07-08 23:00"},
-            {"normal": "2018-05-20 23:00", "Labor Day": "2018-09-09 23:00"},
-            {"normal": "2018-05-13 23:00", "Memorial Day": "2018-06-03 23:00"},
-            {"normal": "2018-02-04 23:00", "Presidents' Day": "2018-02-25 23:00"},
-            {"normal": "2017-12-17 23:00", "Martin Luther King Jr. Day": "2018-01-21 23:00"},
-            {"normal": "2017-12-10 23:00", "New Year's Day": "2018-01-07 23:00"},
-            {"normal": "2017-12-03 23:00", "Christmas Day": "2017-12-31 23:00"},
             "2018-09-30 23:00",
+            (
+                {"normal": "2018-05-20 23:00", "Labor Day": "2018-09-09 23:00"},
+                {"normal": "2018-05-13 23:00", "Memorial Day": "2018-06-03 23:00"},
+                {"normal": "2018-02-04 23:00", "Presidents' Day": "2018-02-25 23:00"},
+                {"normal": "2017-12-17 23:00", "Martin Luther King Jr. Day": "2018-01-21 23:00"},
+                {"normal": "2017-12-10 23:00", "New Year's Day": "2018-01-07 23:00"},
+                {"normal": "2017-12-03 23:00", "Christmas Day": "2017-12-31 23:00"},
+            ),
         ),
         TrafficSet(
             "bikesharing",
@@ -120,13 +101,15 @@ SETS = {
             "Capital Bikeshare, Washington DC: trips started/h",
             "Capital Bikeshare data licence",
             {"normal": "2019-08-25 23:00", "4 July": "2019-07-07 23:00"},
-            {"normal": "2019-05-19 23:00", "Memorial Day": "2019-06-02 23:00"},
-            {"normal": "2019-02-03 23:00", "Presidents' Day": "2019-02-24 23:00"},
-            {"normal": "2018-12-23 23:00", "Martin Luther King Jr. Day": "2019-01-27 23:00"},
-            {"normal": "2018-10-28 23:00", "Veterans Day (observed)": "2018-11-18 23:00"},
-            {"normal": "2018-09-23 23:00", "Columbus Day": "2018-10-14 23:00"},
-            {"normal": "2018-08-19 23:00", "Labor Day": "2018-09-09 23:00"},
             "2019-09-01 00:00",
+            (
+                {"normal": "2019-05-19 23:00", "Memorial Day": "2019-06-02 23:00"},
+                {"normal": "2019-02-03 23:00", "Presidents' Day": "2019-02-24 23:00"},
+                {"normal": "2018-12-23 23:00", "Martin Luther King Jr. Day": "2019-01-27 23:00"},
+                {"normal": "2018-10-28 23:00", "Veterans Day (observed)": "2018-11-18 23:00"},
+                {"normal": "2018-09-23 23:00", "Columbus Day": "2018-10-14 23:00"},
+                {"normal": "2018-08-19 23:00", "Labor Day": "2018-09-09 23:00"},
+            ),
         ),
         TrafficSet(
             "sf_traffic",
@@ -135,13 +118,15 @@ SETS = {
             "SF Bay Area freeway sensor: lane occupancy/h (Caltrans PeMS)",
             "public (Caltrans PeMS)",
             {"normal": "2016-10-23 23:00", "Thanksgiving": "2016-11-27 23:00"},
-            {"normal": "2016-08-21 23:00", "Labor Day": "2016-09-11 23:00"},
-            {"normal": "2016-09-25 23:00", "Columbus Day": "2016-10-16 23:00"},
-            {"normal": "2016-06-19 23:00", "Independence Day": "2016-07-10 23:00"},
-            {"normal": "2016-05-15 23:00", "Memorial Day": "2016-06-05 23:00"},
-            {"normal": "2016-01-31 23:00", "Presidents' Day": "2016-02-21 23:00"},
-            {"normal": "2015-12-20 23:00", "Martin Luther King Jr. Day": "2016-01-24 23:00"},
             "2016-12-31 23:00",
+            (
+                {"normal": "2016-08-21 23:00", "Labor Day": "2016-09-11 23:00"},
+                {"normal": "2016-09-25 23:00", "Columbus Day": "2016-10-16 23:00"},
+                {"normal": "2016-06-19 23:00", "Independence Day": "2016-07-10 23:00"},
+                {"normal": "2016-05-15 23:00", "Memorial Day": "2016-06-05 23:00"},
+                {"normal": "2016-01-31 23:00", "Presidents' Day": "2016-02-21 23:00"},
+                {"normal": "2015-12-20 23:00", "Martin Luther King Jr. Day": "2016-01-24 23:00"},
+            ),
         ),
     )
 }

@@ -89,10 +89,23 @@ class DirectModel:
         return np.maximum(base + delta, 0.0) * self.scale[pairs["series"].to_numpy()]
 
 
-def fit_direct(grid: fc._Grid, end: int, config: fc.ForecastConfig, rounds: int | None = None) -> DirectModel:
-    """Fit on targets before `end` only. `rounds=None` searches the rounds by early stopping on a held-out
-    tenth; a number reuses what an earlier search found (the final fit on all data)."""
-    started = time.perf_counter()
+@dataclass(frozen=True)
+class TrainingRows:
+    """What one fit learns from: features, the target (scaled), the baseline it corrects, the grid row of
+    each target and the per-series scale. Separate from the booster so a study
+    (bench/traffic_model_study.py) can vary the fit without a second copy of the sampling."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    base: np.ndarray
+    targets: np.ndarray
+    scale: np.ndarray
+    constant_columns: list[str]
+
+
+def training_rows(grid: fc._Grid, end: int, config: fc.ForecastConfig) -> TrainingRows:
+    """Training rows on targets before `end` only: every target at STEPS_PER_TARGET random steps ahead,
+    at most MAX_TRAIN_ROWS of them (a random subset), columns without information zeroed."""
     scale = fc._scale(grid, end)
     scaled = grid.values / scale
     scaled[end:] = np.nan
@@ -110,11 +123,18 @@ def fit_direct(grid: fc._Grid, end: int, config: fc.ForecastConfig, rounds: int 
     steps = rng.integers(1, grid.horizon + 1, len(targets))
     pairs = pd.DataFrame({"target": targets, "step": steps, "series": cols})
     X, base = fc._features(grid, pairs, scaled)
-    y = scaled[targets, cols]
     constant = [str(c) for c in X.columns[X.isna().all() | (X.nunique() <= 1)] if c != "series"]
     X[constant] = 0.0
-    search = rounds is None and len(y) >= 2000
-    estimator = HistGradientBoostingRegressor(
+    return TrainingRows(X, scaled[targets, cols], base, targets, scale, constant)
+
+
+def booster(
+    config: fc.ForecastConfig, n_rows: int, n_series: int, rounds: int | None = None
+) -> HistGradientBoostingRegressor:
+    """The model's settings. `rounds=None` searches the rounds by early stopping on a held-out tenth
+    (when there are 2000 rows or more); a number reuses what an earlier search found."""
+    search = rounds is None and n_rows >= 2000
+    return HistGradientBoostingRegressor(
         loss="absolute_error",
         learning_rate=0.15,
         max_iter=min(config.boosting_rounds, MAX_ROUNDS) if rounds is None else max(1, rounds),
@@ -127,9 +147,17 @@ def fit_direct(grid: fc._Grid, end: int, config: fc.ForecastConfig, rounds: int 
         n_iter_no_change=15,
         random_state=config.seed,
     )
+
+
+def fit_direct(grid: fc._Grid, end: int, config: fc.ForecastConfig, rounds: int | None = None) -> DirectModel:
+    """Fit on targets before `end` only. `rounds=None` searches the rounds by early stopping on a held-out
+    tenth; a number reuses what an earlier search found (the final fit on all data)."""
+    started = time.perf_counter()
+    rows = training_rows(grid, end, config)
+    estimator = booster(config, len(rows.y), grid.values.shape[1], rounds)
     with fc.single_thread():
-        estimator.fit(X.astype("float32"), (y - base).astype("float32"))
-    return DirectModel(estimator, scale, constant, time.perf_counter() - started)
+        estimator.fit(rows.X.astype("float32"), (rows.y - rows.base).astype("float32"))
+    return DirectModel(estimator, rows.scale, rows.constant_columns, time.perf_counter() - started)
 
 
 def simplex_grid(n: int, step: float = WEIGHT_STEP) -> np.ndarray:

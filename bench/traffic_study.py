@@ -149,6 +149,12 @@ def main() -> None:
         .agg(["mean", "max", "min"])
         .to_string(float_format="{:.3f}".format)
     )
+    for name in variants:
+        ratio, cov = table[f"{name} ratio"], table[f"{name} cov"]
+        print(
+            f"{name}: geometric mean ratio {np.exp(np.log(ratio).mean()):.3f}, {(ratio > 1.0).sum()} of "
+            f"{len(table)} weeks above 1.0, {(~cov.between(0.75, 0.85)).sum()} outside 75-85 % coverage"
+        )
 
 
 if __name__ == "__main__":

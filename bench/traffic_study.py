@@ -9,7 +9,7 @@ seasonal naive's, and the 80 % coverage.
 
 Usage: python bench/traffic_study.py [--windows tuned,held-out] [--jobs 2] [--record path]
 Only the batches named are recorded and scored (traffic_sets.BATCHES: tuned, held-out, held-out 2,
-held-out 3, ... held-out 6), so a batch kept for an out-of-sample check stays unseen until the
+held-out 3, ... held-out 7), so a batch kept for an out-of-sample check stays unseen until the
 variant is fixed.
 """
 

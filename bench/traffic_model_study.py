@@ -60,10 +60,9 @@ def variant_fit(name: str, value: float | None) -> Callable[..., combination.Dir
         started = time.perf_counter()
         estimators, rows = [], None
         for b in range(int(value) if name == "bag" else 1):
-            rows = combination.training_rows(grid, end, dataclasses.replace(config, seed=config.seed + b))
-            booster = combination.booster(
-                dataclasses.replace(config, seed=config.seed + b), len(rows.y), grid.values.shape[1], rounds
-            )
+            seeded = dataclasses.replace(config, seed=config.seed + b)
+            rows = combination.training_rows(grid, end, seeded)
+            booster = combination.booster(seeded, len(rows.y), grid.values.shape[1], rounds)
             target = rows.y - rows.base
             if name == "log":
                 target = np.log1p(np.maximum(rows.y, 0.0)) - np.log1p(np.maximum(rows.base, 0.0))
@@ -81,10 +80,7 @@ def variant_fit(name: str, value: float | None) -> Callable[..., combination.Dir
 
 def log_predict(model: combination.DirectModel, grid: fc._Grid, pairs: pd.DataFrame) -> np.ndarray:
     """The `log` variant's forecast: the baseline shifted on the log1p scale."""
-    X, base = fc._features(grid, pairs, grid.values / model.scale)
-    X[model.constant_columns] = 0.0
-    with fc.single_thread():
-        delta = model.estimator.predict(X.astype("float32"))
+    base, delta = model.correction(grid, pairs)
     return np.expm1(np.log1p(np.maximum(base, 0.0)) + delta) * model.scale[pairs["series"].to_numpy()]
 
 

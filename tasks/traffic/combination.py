@@ -82,11 +82,16 @@ class DirectModel:
     seconds: float
 
     def predict(self, grid: fc._Grid, pairs: pd.DataFrame) -> np.ndarray:
+        base, delta = self.correction(grid, pairs)
+        return np.maximum(base + delta, 0.0) * self.scale[pairs["series"].to_numpy()]
+
+    def correction(self, grid: fc._Grid, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(baseline, the booster's correction to it) for `pairs`, both on the scaled level; a study of
+        another target transform (bench/traffic_model_study.py) combines them its own way."""
         X, base = fc._features(grid, pairs, grid.values / self.scale)
         X[self.constant_columns] = 0.0
         with fc.single_thread():
-            delta = self.estimator.predict(X.astype("float32"))
-        return np.maximum(base + delta, 0.0) * self.scale[pairs["series"].to_numpy()]
+            return base, self.estimator.predict(X.astype("float32"))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ records every call's inputs of both steps, the model's forecast of the next day,
 the truth into a pickle, then scores each variant per window in seconds: ratio of its MAE to the better
 seasonal naive's, and the 80 % coverage.
 
-Usage: python bench/traffic_study.py [--windows tuned,held-out] [--jobs 2] [--record path]
+Band variants (`--bands`) set the keywords of `interval_bands` on the same recording: the calibration's
+day half-life (how strongly the level reacts to the latest misses) and the cap of the holiday widening.
+
+Usage: python bench/traffic_study.py [--windows tuned,held-out] [--jobs 2] [--record path] [--bands]
 Only the batches named are recorded and scored (traffic_sets.BATCHES: tuned, held-out, held-out 2,
 held-out 3, ... held-out 7), so a batch kept for an out-of-sample check stays unseen until the
 variant is fixed.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import pickle
 import sys
 from collections.abc import Callable
@@ -36,6 +40,14 @@ from tests.support import traffic_sets  # noqa: E402
 
 BAND_ARGS = ("grid", "actual", "combined", "cols", "steps", "origin_day", "point", "future", "coverage")
 WEIGHT_ARGS = ("preds", "actual", "cols", "origin_day", "naive_scale", "has_model", "shrinkage")
+# `--bands`: keyword settings of combination.interval_bands (the shipped ones are its defaults)
+BAND_VARIANTS: dict[str, dict[str, float]] = {
+    "feedback 1 day": {"day_half_life": 1.0},
+    "feedback 1.5 days": {"day_half_life": 1.5},
+    "feedback 5 days": {"day_half_life": 5.0},
+    "holiday cap 1.3": {"widening_cap": 1.3},
+    "no holiday widening": {"widening_cap": 1.0},
+}
 
 
 def record_window(task: tuple[str, str, str]) -> dict[str, object]:
@@ -117,6 +129,7 @@ def main() -> None:
     parser.add_argument("--windows", default="tuned,held-out", help=f"batches among {traffic_sets.BATCHES}")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--record", type=Path, default=Path("/tmp/traffic_study.pkl"))
+    parser.add_argument("--bands", action="store_true", help="also score the band variants (BAND_VARIANTS)")
     args = parser.parse_args()
     batches = args.windows.split(",")
     if args.record.exists():
@@ -136,6 +149,12 @@ def main() -> None:
     variants: dict[str, tuple[Weights, Bands]] = {
         "current": (combination.point_weights, combination.interval_bands)
     }
+    if args.bands:
+        for name, settings in BAND_VARIANTS.items():
+            variants[name] = (
+                combination.point_weights,
+                functools.partial(combination.interval_bands, **settings),
+            )
     rows = []
     for w in windows:
         row: dict[str, object] = {"set": w["set"], "window": w["window"]}

@@ -414,6 +414,9 @@ def interval_bands(
     point: np.ndarray,
     future: pd.DataFrame,
     coverage: float,
+    *,
+    day_half_life: float = BAND_HALF_LIFE_DAYS,
+    widening_cap: float = HOLIDAY_WIDENING_CAP,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(lower, upper) of the future rows, the quantile level used and the holiday widening factor.
 
@@ -425,16 +428,17 @@ def interval_bands(
     Holiday-affected hours widen by the square root of `holiday_widening`, at most
     `HOLIDAY_WIDENING_CAP`: the naive's holiday error ratio (1.0-2.1 on the benchmark sets) overstated what
     the combination needs (PeMS Thanksgiving week covered 98.8 % with the full factor). A separate step so
-    the bands can be studied on recorded backtests (bench/traffic_study.py)."""
+    the bands can be studied on recorded backtests (bench/traffic_study.py): its band variants set the
+    keywords, the calibration's day half-life and the cap of the holiday widening."""
     n_series = grid.values.shape[1]
     level = fc._scale(grid, grid.n_observed)
     spread_bt = np.maximum(combined, 0.0) + 0.1 * level[cols]
     residuals, blocks = (actual - combined) / spread_bt, _block(steps, grid.horizon)
-    band_level = calibrated_level(residuals, cols, blocks, origin_day, n_series, coverage)
+    band_level = calibrated_level(residuals, cols, blocks, origin_day, n_series, coverage, day_half_life)
     lo, hi = conformal_bands(residuals, cols, blocks, n_series, band_level, band_weights(origin_day))
     f_cols = future["series"].to_numpy()
     block = _block(future["step"].to_numpy(), grid.horizon)
-    widening = min(float(np.sqrt(holiday_widening(grid, level))), HOLIDAY_WIDENING_CAP)
+    widening = min(float(np.sqrt(holiday_widening(grid, level))), widening_cap)
     widen = np.where(_holiday_affected(grid)[future["target"].to_numpy()], widening, 1.0)
     lo, hi = lo[block, f_cols] * widen, hi[block, f_cols] * widen
     spread = point + 0.1 * level[f_cols]
@@ -450,12 +454,13 @@ def calibrated_level(
     origin_day: np.ndarray,
     n_series: int,
     coverage: float,
+    day_half_life: float = BAND_HALF_LIFE_DAYS,
 ) -> float:
     """The quantile level whose bands covered `coverage` + CALIBRATION_OFFSET on the latest backtest days.
 
     Rolling, as the forecast itself runs: each of the last CALIBRATION_DAYS backtest days is scored with
     bands built only from the days before it (recency-weighted from that day on), and the days' hits
-    count half as much for every BAND_HALF_LIFE_DAYS days back. The smallest level on a 0.01 lattice
+    count half as much for every `day_half_life` days back. The smallest level on a 0.01 lattice
     between `coverage` and MAX_BAND_LEVEL that reaches the target wins (coverage grows with the level, so
     bisection). The offset makes up for the backtest being in-sample for the combination weights.
     Too short a backtest for the check: the nominal level plus FALLBACK_LEVEL_MARGIN.
@@ -469,7 +474,8 @@ def calibrated_level(
         past, test = origin_day > j, (origin_day == j) & ~np.isnan(residuals)
         if test.any():
             calibration = (residuals[past], cols[past], blocks[past], band_weights(origin_day[past] - j - 1))
-            checks.append((calibration, (residuals[test], blocks[test], cols[test]), float(band_weights(j))))
+            weight = float(band_weights(j, day_half_life))
+            checks.append((calibration, (residuals[test], blocks[test], cols[test]), weight))
     if not checks or not len(levels):
         return min(coverage + FALLBACK_LEVEL_MARGIN, MAX_BAND_LEVEL)
     target = coverage + CALIBRATION_OFFSET

@@ -13,7 +13,9 @@ Variants:
 - `bag:<n>`: the mean of n boosters fitted on differently sampled rows (seeds seed..seed+n-1), n times
   the fit time;
 - `log`: the booster learns log1p(value) - log1p(baseline), so weather that scales a whole day is one
-  shift (the median is kept under the transform, so the absolute-error loss still targets it).
+  shift (the median is kept under the transform, so the absolute-error loss still targets it);
+- `learn-holidays`: the shipped fit with `ForecastConfig.learn_holidays` on (public holidays the history
+  shows were worked count as working days, e.g. Columbus Day on I-94).
 
 Usage: python bench/traffic_model_study.py --variant bag:2 --windows tuned,held-out --record /tmp/bag2.pkl
 (the other options are traffic_study.py's).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -86,12 +89,19 @@ def log_predict(model: combination.DirectModel, grid: fc._Grid, pairs: pd.DataFr
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
-    parser.add_argument("--variant", default="current", help="current, recency:<days>, bag:<n> or log")
+    parser.add_argument(
+        "--variant", default="current", help="current, recency:<days>, bag:<n>, log or learn-holidays"
+    )
     args, rest = parser.parse_known_args()
     name, _, value = args.variant.partition(":")
-    if name not in ("current", "recency", "bag", "log") or (name in ("recency", "bag")) != bool(value):
+    known = ("current", "recency", "bag", "log", "learn-holidays")
+    if name not in known or (name in ("recency", "bag")) != bool(value):
         parser.error(f"unknown variant {args.variant!r}")
-    if name != "current":
+    if name == "learn-holidays":
+        traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
+            traffic_study.ForecastConfig, learn_holidays=True
+        )
+    elif name != "current":
         # patched before traffic_study forks its workers, so every recorded forecast uses the variant
         combination.fit_direct = variant_fit(name, float(value) if value else None)  # type: ignore[assignment]
     if name == "log":

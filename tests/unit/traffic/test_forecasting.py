@@ -511,3 +511,70 @@ def test_seasonal_median_skips_holidays_and_outliers_and_defers_to_the_model_aro
     assert np.all(median == 130.0)
     holiday, model, _ = member("2024-05-26 23:00")
     assert np.array_equal(holiday, model)
+
+
+WORKED = ("Columbus Day", "Veterans Day")
+
+
+@pytest.fixture(scope="module")
+def us_roads() -> pd.Series:
+    """Two years of hourly flow where the US calendar's Columbus and Veterans Day are ordinary working
+    days (as on Minnesota's I-94) and every other federal holiday is a day off with weekend traffic."""
+    calendar = holidays.US(years=range(2022, 2025))
+    index = pd.date_range("2022-09-01", "2024-10-20 23:00", freq="h", name="time")
+    days_off = pd.DatetimeIndex([d for d, name in calendar.items() if not name.startswith(WORKED)])
+    working = (index.dayofweek < 5) & ~index.normalize().isin(days_off)
+    rng = np.random.default_rng(11)
+    return pd.Series(_shape(index, working) * rng.lognormal(0, 0.05, len(index)), index=index, name="road")
+
+
+def _grid_before(flow: pd.Series, day: str, config: ForecastConfig) -> fc._Grid:
+    observed = flow[: pd.Timestamp(day) - pd.Timedelta(hours=1)].to_frame().asfreq("h")
+    series = TrafficSeries(frame=observed, time_column="time", interval=pd.Timedelta(hours=1))
+    return fc._build_grid(series, config)
+
+
+LEARN = ForecastConfig(horizon=24, holiday_country="US", learn_holidays=True)
+
+
+def test_a_holiday_the_roads_work_through_counts_as_a_working_day(us_roads: pd.Series) -> None:
+    grid = _grid_before(us_roads, "2024-10-14", LEARN)
+    columbus = grid.calendar.iloc[grid.n_observed :]  # the forecast day, Columbus Day 2024
+    assert (columbus["holiday"] == 0).all() and (columbus["working_day"] == 1).all()
+    labor_day = grid.times.normalize() == pd.Timestamp("2024-09-02")
+    assert (grid.calendar.loc[labor_day, "holiday"] == 1).all()
+    assert (grid.calendar.loc[labor_day, "working_day"] == 0).all()
+    # off by default (a study option, see ForecastConfig.learn_holidays): the calendar's word stands
+    default = _grid_before(us_roads, "2024-10-14", ForecastConfig(horizon=24, holiday_country="US"))
+    assert (default.calendar.iloc[default.n_observed :]["holiday"] == 1).all()
+
+
+def test_forecast_of_a_worked_holiday_follows_the_roads_not_the_calendar(
+    us_roads: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def error(flow: pd.Series) -> float:
+        observed = flow[: pd.Timestamp("2024-10-13 23:00")].to_frame().asfreq("h")
+        series = TrafficSeries(frame=observed, time_column="time", interval=pd.Timedelta(hours=1))
+        config = ForecastConfig(holiday_country="US", boosting_rounds=60, learn_holidays=True)
+        point = forecast(series, config).point["road"]
+        return float(np.abs(point.to_numpy() - flow["2024-10-14"].to_numpy()).mean())
+
+    learned = error(us_roads)
+    monkeypatch.setattr(fc, "_worked_holidays", lambda days, *args: np.zeros(len(days), dtype=bool))
+    calendar_only = error(us_roads)
+    assert learned < 0.5 * calendar_only
+
+
+def test_a_holiday_never_observed_or_a_close_call_keeps_the_calendar(us_roads: pd.Series) -> None:
+    config = LEARN
+    # history from 2024-07-01 on: no Columbus Day in it, so the calendar's word stands
+    grid = _grid_before(us_roads["2024-07-01":], "2024-10-14", config)
+    assert (grid.calendar.iloc[grid.n_observed :]["holiday"] == 1).all()
+    # Labor Day a bit closer to a working day than to a weekend day (60/40): no clear evidence
+    index = us_roads.index
+    labor = index.normalize().isin(pd.to_datetime(["2023-09-04", "2024-09-02"]))
+    work, off = (_shape(index, np.full(len(index), kind)) for kind in (True, False))
+    halfway = np.where(labor, 0.6 * work + 0.4 * off, us_roads)
+    grid = _grid_before(pd.Series(halfway, index=index, name="road"), "2024-10-14", config)
+    labor_day = grid.times.normalize() == pd.Timestamp("2024-09-02")
+    assert (grid.calendar.loc[labor_day, "holiday"] == 1).all()

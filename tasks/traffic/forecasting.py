@@ -271,7 +271,7 @@ def _calendar(
     treated as one (`_worked_holidays`).
     """
     dates = times.normalize()
-    weekday = times.dayofweek.to_numpy()
+    weekday = times.day_of_week.to_numpy()
     if country is None:
         off = np.zeros(len(times), dtype=bool)
         flags = {"holiday": off, "holiday_prev": off, "holiday_next": off, "working_day": weekday < 5}
@@ -342,7 +342,7 @@ def _worked_holidays(
     profiles[day_no[inside], slot[inside]] = values[inside] / level
     holiday_no = ((days.normalize() - first) // pd.Timedelta(days=1)).to_numpy()
     near_holiday = {int(n) + k for n in holiday_no for k in (-1, 0, 1)}
-    weekday_of_first = first.dayofweek
+    weekday_of_first = first.day_of_week
 
     def usable(n: int) -> bool:
         return 0 <= n < len(profiles) and n not in near_holiday

@@ -13,7 +13,7 @@ def traffic_frame(days: int = 21, freq: str = "1h", sensors: int = 2, seed: int 
     )
     hours = times.hour + times.minute / 60
     daily = 0.6 + 0.8 * np.exp(-((hours - 8) ** 2) / 4) + 0.7 * np.exp(-((hours - 17.5) ** 2) / 5)
-    weekly = np.where(times.dayofweek >= 5, 0.6, 1.0)
+    weekly = np.where(times.day_of_week >= 5, 0.6, 1.0)
     frame = pd.DataFrame({"time": times.strftime("%Y-%m-%d %H:%M:%S")})
     for k in range(sensors):
         level = 300 * (k + 1)

@@ -45,7 +45,7 @@ FAST = ForecastConfig(boosting_rounds=60)
 def _shape(index: pd.DatetimeIndex, working: np.ndarray | None = None) -> np.ndarray:
     """Commuter profile: morning and evening peaks on working days, one flat midday hump otherwise."""
     hour = (index.hour + index.minute / 60).to_numpy()
-    weekday = index.dayofweek.to_numpy() < 5 if working is None else working
+    weekday = index.day_of_week.to_numpy() < 5 if working is None else working
     peaks = 900 * np.exp(-((hour - 8) ** 2) / 2) + 800 * np.exp(-((hour - 17.5) ** 2) / 3)
     hump = 500 * np.exp(-((hour - 14) ** 2) / 12)
     return 80 + np.where(weekday, peaks + 200 * np.exp(-((hour - 12.5) ** 2) / 8), hump)
@@ -191,7 +191,7 @@ def chinese_year() -> pd.Series:
     dates = index.normalize()
     holiday = dates.isin(pd.DatetimeIndex(list(calendar)))
     makeup = dates.isin(pd.DatetimeIndex(list(calendar.weekend_workdays)))
-    working = ~holiday & ((index.dayofweek < 5) | makeup)
+    working = ~holiday & ((index.day_of_week < 5) | makeup)
     rng = np.random.default_rng(5)
     values = _shape(index, working) * np.where(holiday, 0.35, 1.0) * rng.lognormal(0, 0.05, len(index))
     return pd.Series(values, index=index, name="road")
@@ -478,7 +478,7 @@ def test_bands_widen_around_holidays_as_much_as_past_holidays_were_harder(
     day_swing = (
         pd.Series(rng.lognormal(0, holiday_noise, len(index)), index=index).groupby(dates).transform("first")
     )
-    working = (index.dayofweek < 5) & ~dates.isin(pd.DatetimeIndex(list(calendar)))
+    working = (index.day_of_week < 5) & ~dates.isin(pd.DatetimeIndex(list(calendar)))
     values = _shape(index, working) * rng.lognormal(0, 0.05, len(index)) * np.where(affected, day_swing, 1.0)
     series = TrafficSeries(
         frame=pd.DataFrame({"road": values}, index=index), time_column="time", interval=pd.Timedelta(hours=1)
@@ -523,7 +523,7 @@ def us_roads() -> pd.Series:
     calendar = holidays.US(years=range(2022, 2025))
     index = pd.date_range("2022-09-01", "2024-10-20 23:00", freq="h", name="time")
     days_off = pd.DatetimeIndex([d for d, name in calendar.items() if not name.startswith(WORKED)])
-    working = (index.dayofweek < 5) & ~index.normalize().isin(days_off)
+    working = (index.day_of_week < 5) & ~index.normalize().isin(days_off)
     rng = np.random.default_rng(11)
     return pd.Series(_shape(index, working) * rng.lognormal(0, 0.05, len(index)), index=index, name="road")
 

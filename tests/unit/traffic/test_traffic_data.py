@@ -18,7 +18,7 @@ def _flows(periods: int, freq: str, start: str = "2024-03-04") -> pd.DataFrame:
     index = pd.date_range(start, periods=periods, freq=freq)
     hour = index.hour + index.minute / 60
     daily = 100 + 80 * np.sin(2 * np.pi * (hour - 6) / 24)
-    weekly = np.where(index.dayofweek >= 5, 0.6, 1.0)
+    weekly = np.where(index.day_of_week >= 5, 0.6, 1.0)
     return pd.DataFrame({"time": index, "road_a": daily * weekly, "road_b": 2 * daily * weekly})
 
 

@@ -15,7 +15,9 @@ Variants:
 - `log`: the booster learns log1p(value) - log1p(baseline), so weather that scales a whole day is one
   shift (the median is kept under the transform, so the absolute-error loss still targets it);
 - `learn-holidays`: the shipped fit with `ForecastConfig.learn_holidays` on (public holidays the history
-  shows were worked count as working days, e.g. Columbus Day on I-94).
+  shows were worked count as working days, e.g. Columbus Day on I-94);
+- `seed:<n>`: the shipped fit with another random seed (row sampling, early-stopping split): how far a
+  variant's result must move before it is more than the model's own randomness.
 
 Usage: python bench/traffic_model_study.py --variant bag:2 --windows tuned,held-out --record /tmp/bag2.pkl
 (the other options are traffic_study.py's).
@@ -90,16 +92,23 @@ def log_predict(model: combination.DirectModel, grid: fc._Grid, pairs: pd.DataFr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
     parser.add_argument(
-        "--variant", default="current", help="current, recency:<days>, bag:<n>, log or learn-holidays"
+        "--variant",
+        default="current",
+        help="current, recency:<days>, bag:<n>, log, learn-holidays or seed:<n>",
     )
     args, rest = parser.parse_known_args()
     name, _, value = args.variant.partition(":")
-    known = ("current", "recency", "bag", "log", "learn-holidays")
-    if name not in known or (name in ("recency", "bag")) != bool(value):
+    known = ("current", "recency", "bag", "log", "learn-holidays", "seed")
+    if name not in known or (name in ("recency", "bag", "seed")) != bool(value):
         parser.error(f"unknown variant {args.variant!r}")
+    # config variants are patched before traffic_study forks its workers, like the fits below
     if name == "learn-holidays":
         traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
             traffic_study.ForecastConfig, learn_holidays=True
+        )
+    elif name == "seed":
+        traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
+            traffic_study.ForecastConfig, seed=int(value)
         )
     elif name != "current":
         # patched before traffic_study forks its workers, so every recorded forecast uses the variant

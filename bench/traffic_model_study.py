@@ -20,7 +20,8 @@ Variants:
   variant's result must move before it is more than the model's own randomness.
 
 Usage: python bench/traffic_model_study.py --variant bag:2 --windows tuned,held-out --record /tmp/bag2.pkl
-(the other options are traffic_study.py's).
+(the other options are traffic_study.py's); variants combine with commas:
+--variant bag:2,learn-holidays,seed:1.
 """
 
 from __future__ import annotations
@@ -94,27 +95,31 @@ def main() -> None:
     parser.add_argument(
         "--variant",
         default="current",
-        help="current, recency:<days>, bag:<n>, log, learn-holidays or seed:<n>",
+        help="comma-separated: current, recency:<days>, bag:<n>, log (one of these three at most), "
+        "learn-holidays, seed:<n>",
     )
     args, rest = parser.parse_known_args()
-    name, _, value = args.variant.partition(":")
+    parts = [part.partition(":")[::2] for part in args.variant.split(",")]
     known = ("current", "recency", "bag", "log", "learn-holidays", "seed")
-    if name not in known or (name in ("recency", "bag", "seed")) != bool(value):
-        parser.error(f"unknown variant {args.variant!r}")
-    # config variants are patched before traffic_study forks its workers, like the fits below
-    if name == "learn-holidays":
-        traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
-            traffic_study.ForecastConfig, learn_holidays=True
-        )
-    elif name == "seed":
-        traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
-            traffic_study.ForecastConfig, seed=int(value)
-        )
-    elif name != "current":
-        # patched before traffic_study forks its workers, so every recorded forecast uses the variant
-        combination.fit_direct = variant_fit(name, float(value) if value else None)  # type: ignore[assignment]
-    if name == "log":
-        combination.DirectModel.predict = log_predict  # type: ignore[method-assign]
+    for name, value in parts:
+        if name not in known or (name in ("recency", "bag", "seed")) != bool(value):
+            parser.error(f"unknown variant {name}:{value}" if value else f"unknown variant {name}")
+    if sum(name in ("recency", "bag", "log") for name, _ in parts) > 1:
+        parser.error("at most one of recency, bag and log: each replaces the fit")
+    # patched before traffic_study forks its workers, so every recorded forecast uses the variant
+    for name, value in parts:
+        if name == "learn-holidays":
+            traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
+                traffic_study.ForecastConfig, learn_holidays=True
+            )
+        elif name == "seed":
+            traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
+                traffic_study.ForecastConfig, seed=int(value)
+            )
+        elif name in ("recency", "bag", "log"):
+            combination.fit_direct = variant_fit(name, float(value) if value else None)  # type: ignore[assignment]
+        if name == "log":
+            combination.DirectModel.predict = log_predict  # type: ignore[method-assign]
     sys.argv = [sys.argv[0], *rest]
     traffic_study.main()
 

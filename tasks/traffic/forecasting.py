@@ -272,6 +272,8 @@ def _calendar(
     """
     dates = times.normalize()
     weekday = times.day_of_week.to_numpy()
+    time_of_day = ((times - dates) // interval).to_numpy()
+    day_number = ((dates - dates[0]) // pd.Timedelta(days=1)).to_numpy()
     if country is None:
         off = np.zeros(len(times), dtype=bool)
         flags = {"holiday": off, "holiday_prev": off, "holiday_next": off, "working_day": weekday < 5}
@@ -284,7 +286,10 @@ def _calendar(
         weekend_days = sorted(getattr(calendar, "weekend", {5, 6}))
         if values is not None:
             names = [calendar[day.date()] for day in days]
-            days = days[~_worked_holidays(days, names, times, interval, values, weekend_days)]
+            holiday_number = ((days.normalize() - dates[0]) // pd.Timedelta(days=1)).to_numpy()
+            steps = round(pd.Timedelta(days=1) / interval)
+            grid_days = (day_number, time_of_day, int(weekday[0]), steps)
+            days = days[~_worked_holidays(holiday_number, names, grid_days, values, weekend_days)]
         holiday = dates.isin(days)
         weekend = np.isin(weekday, weekend_days)
         flags = {
@@ -295,8 +300,8 @@ def _calendar(
         }
     return pd.DataFrame(
         {
-            "time_of_day": ((times - dates) // interval).to_numpy(),
-            "day_number": ((dates - dates[0]) // pd.Timedelta(days=1)).to_numpy(),
+            "time_of_day": time_of_day,
+            "day_number": day_number,
             "day_of_week": weekday,
             **{k: np.asarray(v, dtype="float64") for k, v in flags.items()},
         }
@@ -304,15 +309,16 @@ def _calendar(
 
 
 def _worked_holidays(
-    days: pd.DatetimeIndex,
+    holiday_number: np.ndarray,
     names: list[str],
-    times: pd.DatetimeIndex,
-    interval: pd.Timedelta,
+    grid_days: tuple[np.ndarray, np.ndarray, int, int],
     values: np.ndarray,
     weekend: list[int],
 ) -> np.ndarray:
-    """Per holiday in `days`: True where that holiday (by name, "(observed)" days included) behaved like a
-    working day in the observed `values`, so the forecast should treat it as one.
+    """Per holiday (its day number on the grid, its name): True where that holiday (by name, "(observed)"
+    days included) behaved like a working day in the observed `values`, so the forecast should treat it as
+    one. `grid_days` is what `_calendar` already knows per grid row: day number and step of the day, plus
+    the weekday of day 0 and the steps per day.
 
     Why: a country's public holidays are not all days off for traffic. Columbus Day closes federal offices
     but not Minnesota's businesses: I-94 carried its usual Monday, and treating the day as a holiday
@@ -326,23 +332,16 @@ def _worked_holidays(
     both; one such occurrence flipped 4 July 2016 to a working day, 1.01x instead of 0.81x), and so does a
     holiday never observed.
     """
-    steps = round(pd.Timedelta(days=1) / interval)
-    worked = np.zeros(len(days), dtype=bool)
-    if steps < 2 or not len(days):
-        return worked
-    dates = times.normalize()
-    first = dates[0]
-    day_no = ((dates - first) // pd.Timedelta(days=1)).to_numpy()
-    slot = ((times - dates) // interval).to_numpy()
+    day_no, slot, weekday_of_first, steps = grid_days
+    if steps < 2 or not len(holiday_number):
+        return np.zeros(len(holiday_number), dtype=bool)
     with _quiet():
         level = np.nanmean(values, axis=0)
     level = np.where(np.isfinite(level) & (level > 0), level, 1.0)
     profiles = np.full((int(day_no[-1]) + 1, steps, values.shape[1]), np.nan)
     inside = (slot >= 0) & (slot < steps)
     profiles[day_no[inside], slot[inside]] = values[inside] / level
-    holiday_no = ((days.normalize() - first) // pd.Timedelta(days=1)).to_numpy()
-    near_holiday = {int(n) + k for n in holiday_no for k in (-1, 0, 1)}
-    weekday_of_first = first.day_of_week
+    near_holiday = {int(n) + k for n in holiday_number for k in (-1, 0, 1)}
 
     def usable(n: int) -> bool:
         return 0 <= n < len(profiles) and n not in near_holiday
@@ -356,7 +355,7 @@ def _worked_holidays(
 
     base = [name.split(" (")[0] for name in names]
     evidence: dict[str, list[float]] = {}
-    for n, name in zip(holiday_no, base, strict=True):
+    for n, name in zip(holiday_number, base, strict=True):
         n = int(n)
         weekday = (weekday_of_first + n) % 7
         if not 0 <= n < len(profiles) or weekday in weekend or np.isnan(profiles[n]).mean() > 0.5:

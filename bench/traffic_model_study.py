@@ -14,14 +14,15 @@ Variants:
   the fit time;
 - `log`: the booster learns log1p(value) - log1p(baseline), so weather that scales a whole day is one
   shift (the median is kept under the transform, so the absolute-error loss still targets it);
-- `learn-holidays`: the shipped fit with `ForecastConfig.learn_holidays` on (public holidays the history
-  shows were worked count as working days, e.g. Columbus Day on I-94);
+- `calendar-holidays`: the shipped fit with `ForecastConfig.learn_holidays` off (every public holiday of
+  the calendar is a day off, as before 2026-12-04, when learning them was measured with three seeds and
+  taken);
 - `seed:<n>`: the shipped fit with another random seed (row sampling, early-stopping split): how far a
   variant's result must move before it is more than the model's own randomness.
 
 Usage: python bench/traffic_model_study.py --variant bag:2 --windows tuned,held-out --record /tmp/bag2.pkl
 (the other options are traffic_study.py's); variants combine with commas:
---variant bag:2,learn-holidays,seed:1.
+--variant bag:2,calendar-holidays,seed:1.
 """
 
 from __future__ import annotations
@@ -96,11 +97,11 @@ def main() -> None:
         "--variant",
         default="current",
         help="comma-separated: current, recency:<days>, bag:<n>, log (one of these three at most), "
-        "learn-holidays, seed:<n>",
+        "calendar-holidays, seed:<n>",
     )
     args, rest = parser.parse_known_args()
     parts = [part.partition(":")[::2] for part in args.variant.split(",")]
-    known = ("current", "recency", "bag", "log", "learn-holidays", "seed")
+    known = ("current", "recency", "bag", "log", "calendar-holidays", "seed")
     for name, value in parts:
         if name not in known or (name in ("recency", "bag", "seed")) != bool(value):
             parser.error(f"unknown variant {name}:{value}" if value else f"unknown variant {name}")
@@ -108,9 +109,9 @@ def main() -> None:
         parser.error("at most one of recency, bag and log: each replaces the fit")
     # patched before traffic_study forks its workers, so every recorded forecast uses the variant
     for name, value in parts:
-        if name == "learn-holidays":
+        if name == "calendar-holidays":
             traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]
-                traffic_study.ForecastConfig, learn_holidays=True
+                traffic_study.ForecastConfig, learn_holidays=False
             )
         elif name == "seed":
             traffic_study.ForecastConfig = functools.partial(  # type: ignore[misc]

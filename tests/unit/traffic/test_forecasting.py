@@ -544,9 +544,12 @@ def test_a_holiday_the_roads_work_through_counts_as_a_working_day(us_roads: pd.S
     labor_day = grid.times.normalize() == pd.Timestamp("2024-09-02")
     assert (grid.calendar.loc[labor_day, "holiday"] == 1).all()
     assert (grid.calendar.loc[labor_day, "working_day"] == 0).all()
-    # off by default (a study option, see ForecastConfig.learn_holidays): the calendar's word stands
+    # on by default; switched off, the calendar's word stands
     default = _grid_before(us_roads, "2024-10-14", ForecastConfig(horizon=24, holiday_country="US"))
-    assert (default.calendar.iloc[default.n_observed :]["holiday"] == 1).all()
+    assert (default.calendar.iloc[default.n_observed :]["holiday"] == 0).all()
+    off = ForecastConfig(horizon=24, holiday_country="US", learn_holidays=False)
+    calendar_only = _grid_before(us_roads, "2024-10-14", off)
+    assert (calendar_only.calendar.iloc[calendar_only.n_observed :]["holiday"] == 1).all()
 
 
 def test_forecast_of_a_worked_holiday_follows_the_roads_not_the_calendar(

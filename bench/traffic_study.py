@@ -12,7 +12,7 @@ day half-life (how strongly the level reacts to the latest misses) and the cap o
 
 Usage: python bench/traffic_study.py [--windows tuned,held-out] [--jobs 2] [--record path] [--bands]
 Only the batches named are recorded and scored (traffic_sets.BATCHES: tuned, held-out, held-out 2,
-held-out 3, ... held-out 8), so a batch kept for an out-of-sample check stays unseen until the
+held-out 3, ... held-out 9), so a batch kept for an out-of-sample check stays unseen until the
 variant is fixed.
 """
 

@@ -105,6 +105,12 @@ def forecast_series(run_id: str, config: dict[str, Any], progress: Progress | No
         frame.to_csv(buffer, index=False)
         storage.write_result(run_id, name, buffer.getvalue().encode("utf-8"))
     logger = get_run_logger()
+    worked = result.info.get("worked_holidays")
+    if isinstance(worked, list) and worked:
+        logger.info(
+            "holidays forecast as working days (the upload's history shows them worked): %s",
+            ", ".join(map(str, worked)),
+        )
     for column, metrics in result.metrics.items():
         logger.info("series %s: %s", column, json.dumps(metrics))
     return result.metrics

@@ -352,6 +352,7 @@ def forecast_combined(
         "band_quantile_level": round(band_level, 3),
         "holiday_widening": round(widening, 3),
         "holiday_country": config.holiday_country,
+        "worked_holidays": grid.calendar.attrs.get("worked_holidays", []),
         "backtest_start": grid.times[min(bt_start, n_obs - 1)].isoformat(),
         "backtest_origins": int(origin_day.max() + 1) if len(origin_day) else 0,
         "weights": dict(zip(METHODS, (round(float(w), 4) for w in shared), strict=True)),

@@ -268,9 +268,10 @@ def _calendar(
     Working day covers China's make-up workdays (调休): a Sunday worked to bridge a holiday carries
     weekday traffic, which neither the weekday nor the holiday flag can tell. With `values` (the grid's,
     one row per time), a public holiday whose past occurrences in them looked like working days is
-    treated as one (`_worked_holidays`).
+    treated as one (`_worked_holidays`); their names are in the frame's attrs["worked_holidays"].
     """
     dates = times.normalize()
+    worked_names: list[str] = []  # the holidays `_worked_holidays` found worked, for the job's log
     weekday = times.day_of_week.to_numpy()
     time_of_day = ((times - dates) // interval).to_numpy()
     day_number = ((dates - dates[0]) // pd.Timedelta(days=1)).to_numpy()
@@ -289,7 +290,9 @@ def _calendar(
             holiday_number = ((days.normalize() - dates[0]) // pd.Timedelta(days=1)).to_numpy()
             steps = round(pd.Timedelta(days=1) / interval)
             grid_days = (day_number, time_of_day, int(weekday[0]), steps)
-            days = days[~_worked_holidays(holiday_number, names, grid_days, values, weekend_days)]
+            worked = _worked_holidays(holiday_number, names, grid_days, values, weekend_days)
+            worked_names = sorted({name.split(" (")[0] for name, w in zip(names, worked, strict=True) if w})
+            days = days[~worked]
         holiday = dates.isin(days)
         weekend = np.isin(weekday, weekend_days)
         flags = {
@@ -298,7 +301,7 @@ def _calendar(
             "holiday_next": (dates + pd.Timedelta(days=1)).isin(days),
             "working_day": ~holiday & (~weekend | dates.isin(extra)),
         }
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "time_of_day": time_of_day,
             "day_number": day_number,
@@ -306,6 +309,8 @@ def _calendar(
             **{k: np.asarray(v, dtype="float64") for k, v in flags.items()},
         }
     )
+    frame.attrs["worked_holidays"] = worked_names
+    return frame
 
 
 def _worked_holidays(

@@ -563,6 +563,10 @@ def test_forecast_of_a_worked_holiday_follows_the_roads_not_the_calendar(
         return float(np.abs(point.to_numpy() - flow["2024-10-14"].to_numpy()).mean())
 
     learned = error(us_roads)
+    observed = us_roads[: pd.Timestamp("2024-10-13 23:00")].to_frame().asfreq("h")
+    series = TrafficSeries(frame=observed, time_column="time", interval=pd.Timedelta(hours=1))
+    info = forecast(series, ForecastConfig(holiday_country="US", boosting_rounds=60)).info
+    assert info["worked_holidays"] == list(WORKED)  # the job logs them (flows/traffic/forecast.py)
     monkeypatch.setattr(fc, "_worked_holidays", lambda days, *args: np.zeros(len(days), dtype=bool))
     calendar_only = error(us_roads)
     assert learned < 0.5 * calendar_only

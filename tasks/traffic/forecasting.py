@@ -286,12 +286,13 @@ def _calendar(
             days, extra = days.tz_localize(times.tz), extra.tz_localize(times.tz)
         weekend_days = sorted(getattr(calendar, "weekend", {5, 6}))
         if values is not None:
-            names = [calendar[day.date()] for day in days]
+            # by name without the "(observed)" suffix: an observed day is the same holiday
+            names = [calendar[day.date()].split(" (")[0] for day in days]
             holiday_number = ((days.normalize() - dates[0]) // pd.Timedelta(days=1)).to_numpy()
             steps = round(pd.Timedelta(days=1) / interval)
             grid_days = (day_number, time_of_day, int(weekday[0]), steps)
             worked = _worked_holidays(holiday_number, names, grid_days, values, weekend_days)
-            worked_names = sorted({name.split(" (")[0] for name, w in zip(names, worked, strict=True) if w})
+            worked_names = sorted({name for name, w in zip(names, worked, strict=True) if w})
             days = days[~worked]
         holiday = dates.isin(days)
         weekend = np.isin(weekday, weekend_days)
@@ -320,10 +321,10 @@ def _worked_holidays(
     values: np.ndarray,
     weekend: list[int],
 ) -> np.ndarray:
-    """Per holiday (its day number on the grid, its name): True where that holiday (by name, "(observed)"
-    days included) behaved like a working day in the observed `values`, so the forecast should treat it as
-    one. `grid_days` is what `_calendar` already knows per grid row: day number and step of the day, plus
-    the weekday of day 0 and the steps per day.
+    """Per holiday (its day number on the grid, its name without "(observed)"): True where that holiday
+    (by name, so observed days count with it) behaved like a working day in the observed `values`, so the
+    forecast should treat it as one. `grid_days` is what `_calendar` already knows per grid row: day
+    number and step of the day, plus the weekday of day 0 and the steps per day.
 
     Why: a country's public holidays are not all days off for traffic. Columbus Day closes federal offices
     but not Minnesota's businesses: I-94 carried its usual Monday, and treating the day as a holiday
@@ -358,9 +359,8 @@ def _worked_holidays(
         with _quiet():
             return float(np.nanmean(np.abs(profiles[n] - np.nanmean(profiles[refs], axis=0))))
 
-    base = [name.split(" (")[0] for name in names]
     evidence: dict[str, list[float]] = {}
-    for n, name in zip(holiday_number, base, strict=True):
+    for n, name in zip(holiday_number, names, strict=True):
         n = int(n)
         weekday = (weekday_of_first + n) % 7
         if not 0 <= n < len(profiles) or weekday in weekend or np.isnan(profiles[n]).mean() > 0.5:
@@ -370,7 +370,7 @@ def _worked_holidays(
         if np.isfinite(work) and np.isfinite(off) and off + work > 0:
             evidence.setdefault(name, []).append((off - work) / (off + work))
     worked_names = {name for name, scores in evidence.items() if np.mean(scores) > WORKED_HOLIDAY_EVIDENCE}
-    return np.array([name in worked_names for name in base], dtype=bool)
+    return np.array([name in worked_names for name in names], dtype=bool)
 
 
 def _history_steps(grid: _Grid) -> np.ndarray:
